@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# bench/rate.sh - accuracy and burstiness of rate limiting: bpipe -L against
+# pv -L and mbuffer -R.
+#
+# usage: bash bench/rate.sh [SECONDS]
+#
+#   SECONDS  how long each run lasts at its target rate (default 5); the
+#            run sends rate × SECONDS bytes.
+#
+# Scenario 1, steady rate: for each target (2, 20, 200 MiB/s)
+#     producer write BYTES | RELAY | consumer rate
+#   with RELAY one of
+#     bpipe -q -L <r>MiB/s     pv -q -L <r>m     mbuffer -q -R <r>M
+#   (pv's m and mbuffer's M are both MiB: 1024-based).  The consumer
+#   timestamps every read; reported: average rate from first to last byte,
+#   the steady rate after the first second, and the largest number of bytes
+#   in any 250 ms window that starts at least 1 s after the first byte.  The
+#   bound column is bpipe's contract: rate × 0.25 s + burst, with bpipe's
+#   default burst max(64 KiB chunk, rate / 10); peers are held to the same
+#   bound for comparison.
+#
+# Scenario 2, burst after idle: the producer sends IDLE_FIRST bytes, sleeps
+# IDLE_SLEEP_MS, then sends IDLE_POST more; the relay is limited to
+# IDLE_RATE_KIB KiB/s.  Reported: how long the consumer really saw no data
+# before the producer resumed, how long it took to receive the post-idle
+# data (compare with the time at the exact rate), and the most bytes in any
+# 250 ms window after the producer resumed.  A limiter that lets unused
+# credit pile up during the idle period shows a big window here.
+#   The first part is small (256 KiB = 1 s at 256 KiB/s) on purpose: with
+#   1 MiB, a relay that buffers (mbuffer) would still be draining it at the
+#   limited rate during the whole sleep, so there would be no idle period.
+#
+# Environment knobs (besides lib.sh's BUILD_DIR, BPIPE, SKIP_BUILD):
+#   RATE_SECONDS    same as the argument (the argument wins)
+#   RATE_TARGETS    MiB/s targets, default "2 20 200"
+#   RATE_ROUNDS     runs per relay and target, default 1
+#   IDLE_RATE_KIB   default 256
+#   IDLE_FIRST      default 256K     IDLE_SLEEP_MS  default 3000
+#   IDLE_POST       default 1M
+#   SCENARIOS       default "steady idle"
+#   RESULTS_DIR     default bench/.results
+# Exit status 1 if a relay lost data.
+set -euo pipefail
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+RUN_SECONDS=${1:-${RATE_SECONDS:-5}}
+RATE_TARGETS=${RATE_TARGETS:-2 20 200}
+RATE_ROUNDS=${RATE_ROUNDS:-1}
+IDLE_RATE_KIB=${IDLE_RATE_KIB:-256}
+IDLE_FIRST=${IDLE_FIRST:-256K}
+IDLE_SLEEP_MS=${IDLE_SLEEP_MS:-3000}
+IDLE_POST=${IDLE_POST:-1M}
+SCENARIOS=${SCENARIOS:-steady idle}
+RESULTS_DIR=${RESULTS_DIR:-$BENCH_DIR/.results}
+
+[[ $RUN_SECONDS =~ ^[0-9]*\.?[0-9]+$ ]] || die "SECONDS must be a number, got '$RUN_SECONDS'"
+
+build_tools
+build_bpipe
+
+mkdir -p "$RESULTS_DIR"
+STAMP=$(date +%Y%m%d-%H%M%S)
+RATE_TSV=$RESULTS_DIR/rate-$STAMP.tsv
+IDLE_TSV=$RESULTS_DIR/rate-idle-$STAMP.tsv
+REPORT=$RESULTS_DIR/rate-$STAMP.md
+FAILED=0
+
+# kv KEY FILE -> value of KEY=... in the consumer's output line
+kv() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" "$2"; }
+
+size_bytes() { # 256K / 1M / 123 -> bytes
+    local v=$1
+    case $v in
+        *[kK]) echo $(( ${v%?} * 1024 )) ;;
+        *[mM]) echo $(( ${v%?} * 1048576 )) ;;
+        *[gG]) echo $(( ${v%?} * 1073741824 )) ;;
+        *) echo "$v" ;;
+    esac
+}
+
+# bpipe's bound for a window of 250 ms: rate*0.25 + max(64 KiB, rate/10)
+bound_for() { awk -v r="$1" 'BEGIN { b = r / 10; if (b < 65536) b = 65536; printf "%d", r * 0.25 + b }'; }
+
+# run_limited LABEL EXPECTED_BYTES PRODUCER_ARGS... ; consumer args in CONS_ARGS
+# Leaves the consumer's output in $WORK/consumer.out; returns 1 (after a
+# loud message) when the relay failed or lost data.
+run_limited() {
+    local label=$1 expect=$2
+    shift 2
+    resolve_cmd "$label"
+    local t0 t1
+    t0=$EPOCHREALTIME
+    set +e
+    "$PRODUCER" "$@" | "${RELAY_CMD[@]}" 2>"$WORK/relay.err" | "$CONSUMER" rate ${CONS_ARGS[@]+"${CONS_ARGS[@]}"} >"$WORK/consumer.out"
+    local -a ps=("${PIPESTATUS[@]}")
+    set -e
+    t1=$EPOCHREALTIME
+    WALL=$(elapsed "$t0" "$t1")
+    local n
+    n=$(kv bytes "$WORK/consumer.out")
+    n=${n:-0}
+    if (( ps[0] != 0 || ps[1] != 0 || ps[2] != 0 || n != expect )); then
+        FAILED=1
+        FAIL_REASON="FAILED: $n of $expect bytes; exit statuses producer=${ps[0]} relay=${ps[1]} consumer=${ps[2]}"
+        log ""
+        log "!!!!! $label: $FAIL_REASON"
+        head -n 20 "$WORK/relay.err" >&2
+        log ""
+        return 1
+    fi
+}
+
+limited_relays() { # rate_in_bytes_per_s bpipe_rate pv_rate mbuffer_rate
+    printf '%s\n' "bpipe -q -L $1" "pv -q -L $2" "mbuffer -q -R $3"
+}
+
+available_or_note() { # label scenario
+    if relay_available "$1"; then return 0; fi
+    local prog=${1%% *}
+    if [[ $prog != bpipe ]]; then
+        note "$2: '$1' skipped: $prog not installed (apt-get update && apt-get install -y $prog)"
+    fi
+    return 1
+}
+
+if [[ " $SCENARIOS " == *" steady "* ]]; then
+    printf 'relay\ttarget_Bps\tbytes\twall_s\tspan_s\tavg_Bps\tsteady_Bps\tmaxwin_B\tmaxwin_all_B\tbound_B\tstatus\n' >"$RATE_TSV"
+    CONS_ARGS=()
+    for r in $RATE_TARGETS; do
+        rbps=$(( r * 1048576 ))
+        bytes=$(awk -v r="$rbps" -v s="$RUN_SECONDS" 'BEGIN { printf "%d", r * s }')
+        bound=$(bound_for "$rbps")
+        mapfile -t labels < <(limited_relays "${r}MiB/s" "${r}m" "${r}M")
+        for round in $(seq 1 "$RATE_ROUNDS"); do
+            for label in "${labels[@]}"; do
+                available_or_note "$label" "steady" || continue
+                log "steady: $r MiB/s, $bytes bytes: $label"
+                if run_limited "$label" "$bytes" write "$bytes"; then
+                    o=$WORK/consumer.out
+                    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\tok\n' "$label" "$rbps" "$bytes" \
+                        "$WALL" "$(kv span_s "$o")" "$(kv avg_Bps "$o")" "$(kv steady_Bps "$o")" "$(kv maxwin_B "$o")" "$(kv maxwin_all_B "$o")" "$bound" >>"$RATE_TSV"
+                    log "   $(cat "$o")"
+                else
+                    printf '%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t%s\t%s\n' "$label" "$rbps" "$bytes" "$bound" "$FAIL_REASON" >>"$RATE_TSV"
+                fi
+            done
+        done
+    done
+fi
+
+if [[ " $SCENARIOS " == *" idle "* ]]; then
+    printf 'relay\ttarget_Bps\tpost_B\tidle_seen_s\tpost_first_s\tpost_last_s\tpost_maxwin_B\tbound_B\tstatus\n' >"$IDLE_TSV"
+    rbps=$(( IDLE_RATE_KIB * 1024 ))
+    first=$(size_bytes "$IDLE_FIRST")
+    post=$(size_bytes "$IDLE_POST")
+    total=$(( first + post ))
+    bound=$(bound_for "$rbps")
+    mark=$WORK/mark
+    CONS_ARGS=("$mark")
+    mapfile -t labels < <(limited_relays "${IDLE_RATE_KIB}KiB/s" "${IDLE_RATE_KIB}k" "${IDLE_RATE_KIB}k")
+    for label in "${labels[@]}"; do
+        available_or_note "$label" "idle" || continue
+        log "idle: $first bytes, sleep $IDLE_SLEEP_MS ms, $post bytes at $IDLE_RATE_KIB KiB/s: $label"
+        rm -f "$mark"
+        if run_limited "$label" "$total" idle "$total" "$first" "$IDLE_SLEEP_MS" "$mark"; then
+            o=$WORK/consumer.out
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\tok\n' "$label" "$rbps" "$(kv post_B "$o")" \
+                "$(kv idle_seen_s "$o")" "$(kv post_first_s "$o")" "$(kv post_last_s "$o")" \
+                "$(kv post_maxwin_B "$o")" "$bound" >>"$IDLE_TSV"
+            log "   $(cat "$o")"
+        else
+            printf '%s\t%s\t-\t-\t-\t-\t-\t%s\t%s\n' "$label" "$rbps" "$bound" "$FAIL_REASON" >>"$IDLE_TSV"
+        fi
+    done
+fi
+
+{
+    echo "# bpipe rate limiting ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -r))"
+    echo
+    echo "bpipe: ${BPIPE:-not built}; raw data: $RESULTS_DIR/*-$STAMP.tsv"
+    if (( ${#NOTES[@]} )); then
+        echo
+        print_notes
+    fi
+    if [[ -f $RATE_TSV ]]; then
+        echo
+        echo "## Steady rate: ${RUN_SECONDS} s per run, producer write | RELAY | consumer rate"
+        echo
+        python3 "$BENCH_DIR/summarize.py" rate "$RATE_TSV"
+    fi
+    if [[ -f $IDLE_TSV ]]; then
+        echo
+        echo "## Burst after idle: $IDLE_FIRST, ${IDLE_SLEEP_MS} ms idle, then $IDLE_POST at ${IDLE_RATE_KIB} KiB/s"
+        echo
+        python3 "$BENCH_DIR/summarize.py" idle "$IDLE_TSV"
+    fi
+} | tee "$REPORT"
+log "report saved: $REPORT"
+
+if (( FAILED )); then
+    log "!!!!! some relays lost data: see the FAILED rows above"
+    exit 1
+fi

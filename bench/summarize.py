@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""Turn the raw TSV written by compare.sh / rate.sh into Markdown tables.
+
+usage:
+  summarize.py compare RESULTS.tsv
+  summarize.py rate RESULTS.tsv
+  summarize.py idle RESULTS.tsv
+
+Only the Python standard library is used.
+"""
+import csv
+import statistics
+import sys
+
+GIB = 1 << 30
+MIB = 1 << 20
+
+DEFAULT = "bpipe -q"
+BIG_CHUNK = "bpipe -q -b 1MiB"
+NO_SPLICE = "bpipe -q --no-splice"
+LINE = "bpipe -q -l"
+FILE_BPIPE = "bpipe -q big -o copy"
+MBUF = "mbuffer -q -m 64M"
+
+WORKLOAD_TITLES = {
+    "w1": "w1: producer write | RELAY | consumer read",
+    "w3": "w3: producer vmsplice | RELAY | consumer splice",
+    "file": "file: file-to-file copy (page cache warm)",
+}
+
+# Targets: (workload, numerator relay, denominator relay, kind, threshold)
+#   kind "speed": median GiB/s ratio num/den must be >= threshold
+#   kind "cpu":   median relay CPU s ratio num/den must be <= threshold
+#   kind "cpu/GiB": relay CPU s per GiB ratio num/den must be <= threshold
+TARGETS = [
+    ("w3", DEFAULT, "pv -q", "speed", 2.0),
+    ("w3", DEFAULT, MBUF, "speed", 2.5),
+    ("w3", BIG_CHUNK, "pv -q", "speed", 6.0),
+    ("w1", DEFAULT, "pv -q", "speed", 1.3),
+    ("w1", DEFAULT, MBUF, "speed", 1.5),
+    ("w1", NO_SPLICE, MBUF, "speed", 1.1),
+    ("w1", NO_SPLICE, "pv -q -C", "speed", 1.4),
+    ("w1", NO_SPLICE, "cat", "speed", 1.3),
+    ("w1", NO_SPLICE, MBUF, "cpu", 0.85),
+    ("w1", LINE, NO_SPLICE, "speed", 0.85),
+    ("w1", LINE, "pv -q -l", "speed", 1.2),
+    ("w3", DEFAULT, "pv -q", "cpu/GiB", 0.5),
+    ("w1", DEFAULT, "pv -q", "cpu/GiB", 0.5),
+]
+
+
+def fmt(x, digits=2):
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def load(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def table(headers, rows, align=None):
+    align = align or ["l"] + ["r"] * (len(headers) - 1)
+    out = ["| " + " | ".join(headers) + " |"]
+    out.append("|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|")
+    for r in rows:
+        out.append("| " + " | ".join(str(c) for c in r) + " |")
+    return "\n".join(out)
+
+
+def compare(path):
+    rows = load(path)
+    order = []  # workloads, relays in first-seen order
+    stats = {}  # (wl, relay) -> dict
+    for r in rows:
+        key = (r["workload"], r["relay"])
+        if r["workload"] not in order:
+            order.append(r["workload"])
+        s = stats.setdefault(key, {"gbps": [], "cpu": [], "rss": [], "bytes": 0, "failed": None})
+        if r["status"] != "ok":
+            s["failed"] = r["status"]
+            continue
+        b = int(r["bytes"])
+        s["bytes"] = b
+        s["gbps"].append(b / float(r["wall_s"]) / GIB)
+        if r["user_s"] != "-":  # "-": the (direct) row has no relay
+            s["cpu"].append(float(r["user_s"]) + float(r["sys_s"]))
+            s["rss"].append(int(r["maxrss_kib"]))
+
+    def med(wl, relay, what="gbps"):
+        s = stats.get((wl, relay))
+        if not s or s["failed"] or not s[what]:
+            return None
+        return statistics.median(s[what])
+
+    def cpu_per_gib(wl, relay):
+        c = med(wl, relay, "cpu")
+        s = stats.get((wl, relay))
+        return None if c is None else c / (s["bytes"] / GIB)
+
+    known = ["(direct)", "cat", "pv -q", "pv -q -C", MBUF, DEFAULT, BIG_CHUNK, NO_SPLICE, LINE, "pv -q -l",
+             FILE_BPIPE, "pv -q big > copy", "mbuffer -q -i big -o copy",
+             "dd if=big of=copy bs=1M status=none", "cp big copy"]
+
+    def rank(relay):
+        return known.index(relay) if relay in known else len(known)
+
+    out = []
+    for wl in order:
+        relays = sorted((k[1] for k in stats if k[0] == wl), key=rank)  # stable
+        if wl == "file":
+            refs = [("bpipe ÷ this", FILE_BPIPE)]
+        else:
+            refs = [("default ÷ this", DEFAULT), ("-b 1MiB ÷ this", BIG_CHUNK),
+                    ("--no-splice ÷ this", NO_SPLICE)]
+            if wl == "w1":
+                refs.append(("-l ÷ this", LINE))
+        headers = ["relay", "runs", "median GiB/s", "min–max GiB/s", "median relay CPU s",
+                   "CPU s/GiB", "peak RSS MiB"] + [h for h, _ in refs]
+        body = []
+        for relay in relays:
+            s = stats[(wl, relay)]
+            if s["failed"]:
+                body.append([f"`{relay}`", len(s["gbps"]), f"**{s['failed']}**"] +
+                            [""] * (len(headers) - 3))
+                continue
+            m = med(wl, relay)
+            line = [f"`{relay}`", len(s["gbps"]), fmt(m),
+                    f"{min(s['gbps']):.2f}–{max(s['gbps']):.2f}",
+                    fmt(med(wl, relay, "cpu")), fmt(cpu_per_gib(wl, relay), 3),
+                    fmt(max(s["rss"]) / 1024 if s["rss"] else None, 1)]
+            for _, ref in refs:
+                x = ratio(med(wl, ref), m)
+                line.append("–" if x is None else f"{x:.2f}×")
+            body.append(line)
+        out.append(f"## {WORKLOAD_TITLES.get(wl, wl)}\n")
+        out.append(table(headers, body))
+        out.append("")
+
+    # targets
+    body = []
+    for wl, num, den, kind, thr in TARGETS:
+        if wl not in order:
+            continue
+        if kind == "speed":
+            x = ratio(med(wl, num), med(wl, den))
+            what, req, ok = "GiB/s", f"≥ {thr}×", (x is not None and x >= thr)
+        elif kind == "cpu":
+            x = ratio(med(wl, num, "cpu"), med(wl, den, "cpu"))
+            what, req, ok = "relay CPU s", f"≤ {thr}×", (x is not None and x <= thr)
+        else:
+            x = ratio(cpu_per_gib(wl, num), cpu_per_gib(wl, den))
+            what, req, ok = "relay CPU s/GiB", f"≤ {thr}×", (x is not None and x <= thr)
+        res = "n/a" if x is None else ("PASS" if ok else "**FAIL**")
+        body.append([wl, f"`{num}` ÷ `{den}`", what, "–" if x is None else f"{x:.2f}×", req, res])
+    if body:
+        out.append("## Targets (ratios of medians)\n")
+        out.append(table(["workload", "ratio", "of", "measured", "target", "result"], body,
+                         ["l", "l", "l", "r", "r", "l"]))
+        out.append("")
+    print("\n".join(out))
+
+
+def rate(path):
+    rows = load(path)
+    body = []
+    for r in rows:
+        target = float(r["target_Bps"])
+        if r["status"] != "ok":
+            body.append([f"`{r['relay']}`", fmt(target / MIB, 0), f"**{r['status']}**"] + [""] * 8)
+            continue
+        nbytes = int(r["bytes"])
+        wall = nbytes / float(r["wall_s"])
+        avg = float(r["avg_Bps"])
+        steady = float(r["steady_Bps"])
+        win = int(r["maxwin_B"])
+        bound = int(float(r["bound_B"]))
+        if float(r["span_s"]) <= 1.0:
+            # all data arrived within one second: no steady part, no window
+            # all data arrived within one second: no steady part; the window
+            # is then taken over the whole run
+            steady_s = steady_e = "n/a (span ≤ 1 s)"
+            win = int(r["maxwin_all_B"])
+            win_s = f"{win:,} (whole run)"
+            ok = "yes" if win <= bound else "**NO**"
+        else:
+            steady_s = fmt(steady / MIB, 3)
+            steady_e = f"{(steady - target) / target * 100:+.1f}%"
+            win_s = f"{win:,}"
+            ok = "yes" if win <= bound else "**NO**"
+        body.append([f"`{r['relay']}`", fmt(target / MIB, 0), fmt(avg / MIB, 3),
+                     f"{(avg - target) / target * 100:+.1f}%", steady_s, steady_e,
+                     fmt(wall / MIB, 3), win_s, f"{bound:,}", ok])
+    print(table(["relay", "target MiB/s", "avg MiB/s (first→last byte)", "error",
+                 "steady MiB/s (after 1 s)", "steady error", "bytes ÷ wall MiB/s",
+                 "worst 250 ms window B", "bound rate×0.25+burst B", "within bound"], body))
+
+
+def idle(path):
+    rows = load(path)
+    body = []
+    for r in rows:
+        if r["status"] != "ok":
+            body.append([f"`{r['relay']}`", f"**{r['status']}**"] + [""] * 7)
+            continue
+        rate_ = float(r["target_Bps"])
+        post = int(r["post_B"])
+        win = int(r["post_maxwin_B"])
+        bound = int(float(r["bound_B"]))
+        body.append([f"`{r['relay']}`", fmt(float(r["idle_seen_s"]), 2), f"{post:,}",
+                     fmt(float(r["post_first_s"]), 3), fmt(float(r["post_last_s"]), 2),
+                     fmt(post / rate_, 2), f"{win:,}", f"{bound:,}",
+                     "yes" if win <= bound else "**NO**"])
+    print(table(["relay", "idle seen by consumer s", "post-idle bytes",
+                 "first post-idle byte after s", "all post-idle data after s",
+                 "at exact rate s", "max 250 ms window after idle B",
+                 "bound rate×0.25+burst B", "within bound"], body))
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[1] not in ("compare", "rate", "idle"):
+        sys.exit(__doc__)
+    {"compare": compare, "rate": rate, "idle": idle}[sys.argv[1]](sys.argv[2])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+//! The command line: flags, their parsers and their help. Nothing here moves data.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum, ValueHint};
+
+use crate::units;
+
+const IO: &str = "Input/Output";
+const BUFFERING: &str = "Buffering";
+const OVERLOAD: &str = "Overload";
+const RATE: &str = "Rate";
+const REPORTING: &str = "Reporting";
+
+pub const EXIT_STATUS: &str = "\
+Exit status:
+  0    all input was relayed
+  1    an I/O error (unreadable input, failed output)
+  2    usage error
+  3    rejected: the queue was full under --on-full fail
+  4    stalled: nothing moved for --stall-timeout
+  141  the output closed early (broken pipe)
+  128+N  stopped by signal N (SIGHUP 129, SIGINT 130, SIGTERM 143)
+
+Send SIGUSR1 to print a stats snapshot without stopping.";
+
+/// What to do with new data when the queue is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnFull {
+    /// Stop reading until the writer frees room; nothing is lost.
+    Block,
+    /// Discard the newly read chunk (drop-newest).
+    Drop,
+    /// Discard the oldest queued chunk and keep the new one.
+    DropOldest,
+    /// Stop reading, write what was accepted, exit with status 3.
+    Fail,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StatsFormat {
+    /// One line for people.
+    Human,
+    /// One JSON object per line, for scripts.
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RateUnit {
+    /// Rates count bytes.
+    Bytes,
+    /// Rates count records (line mode only).
+    Lines,
+}
+
+/// A bounded, observable buffer between a producer and a consumer.
+///
+/// bpipe reads its input into a bounded queue of chunks and writes them out from a second thread,
+/// so a slow consumer either holds the producer back, loses data by a named policy, or fails
+/// early, and the summary on standard error says what happened.
+#[derive(Parser, Debug)]
+#[command(name = "bpipe", version, after_help = EXIT_STATUS, max_term_width = 100)]
+pub struct Cli {
+    /// Read these files in order instead of standard input; `-` is standard input.
+    #[arg(value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub files: Vec<PathBuf>,
+
+    /// Write to PATH (created or truncated) instead of standard output.
+    #[arg(short, long, value_name = "PATH", value_hint = ValueHint::FilePath, help_heading = IO)]
+    pub output: Option<PathBuf>,
+
+    /// Append to the --output file instead of truncating it.
+    #[arg(long, requires = "output", help_heading = IO)]
+    pub append: bool,
+
+    /// Always use read/write, never the zero-copy splice(2) path.
+    #[arg(long, help_heading = IO)]
+    pub no_splice: bool,
+
+    /// Chunk size: the most one read moves [1 byte to 1GiB].
+    #[arg(short = 'b', long, value_name = "SIZE", default_value = "64KiB",
+          value_parser = units::parse_chunk_size, help_heading = BUFFERING)]
+    pub chunk_size: usize,
+
+    /// Queue capacity in chunks.
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..), help_heading = BUFFERING)]
+    pub chunks: u32,
+
+    /// Queue capacity in bytes; with -n, both bounds hold.
+    #[arg(short = 'm', long, value_name = "SIZE", value_parser = units::parse_positive_size,
+          help_heading = BUFFERING)]
+    pub max_buffer: Option<u64>,
+
+    /// Line mode: chunks end at newlines, so drops keep or lose whole records.
+    #[arg(short, long, help_heading = BUFFERING)]
+    pub lines: bool,
+
+    /// Records end at NUL instead of newline (implies --lines).
+    #[arg(short = '0', long, help_heading = BUFFERING)]
+    pub null: bool,
+
+    /// What to do when the queue is full.
+    #[arg(long, value_name = "POLICY", value_enum, default_value_t = OnFull::Block,
+          help_heading = OVERLOAD)]
+    pub on_full: OnFull,
+
+    /// Same as --on-full drop.
+    #[arg(short, long, conflicts_with = "on_full", help_heading = OVERLOAD)]
+    pub drop: bool,
+
+    /// Exit with status 4 when nothing has moved for DURATION (e.g. 30s), naming the side that
+    /// stalled.
+    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration,
+          help_heading = OVERLOAD)]
+    pub stall_timeout: Option<Duration>,
+
+    /// Cap the output rate, a size per second (e.g. 10MiB/s).
+    #[arg(short = 'L', long, value_name = "RATE", value_parser = units::parse_rate,
+          help_heading = RATE)]
+    pub rate_limit: Option<u64>,
+
+    /// Cap the input rate, a size per second.
+    #[arg(long, value_name = "RATE", value_parser = units::parse_rate, help_heading = RATE)]
+    pub read_rate: Option<u64>,
+
+    /// What --rate-limit counts; `lines` needs --lines.
+    #[arg(long, value_name = "UNIT", value_enum, default_value_t = RateUnit::Bytes,
+          help_heading = RATE)]
+    pub rate_unit: RateUnit,
+
+    /// The most that may go out faster than the rate after idle time [default: the larger of
+    /// one chunk and 1/10 s of the rate; in records with --rate-unit lines].
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_positive_size,
+          help_heading = RATE)]
+    pub burst: Option<u64>,
+
+    /// No summary on exit.
+    #[arg(short, long, help_heading = REPORTING)]
+    pub quiet: bool,
+
+    /// Format of the summary and of every stats record.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = StatsFormat::Human,
+          help_heading = REPORTING)]
+    pub stats_format: StatsFormat,
+
+    /// Print a stats record every DURATION (e.g. 1s, 250ms).
+    #[arg(short, long, value_name = "DURATION", value_parser = units::parse_duration,
+          help_heading = REPORTING)]
+    pub interval: Option<Duration>,
+
+    /// A live status line, redrawn in place, when standard error is a terminal.
+    #[arg(short, long, help_heading = REPORTING)]
+    pub progress: bool,
+
+    /// Expected total size, for percent and ETA in --progress.
+    #[arg(short, long, value_name = "SIZE", value_parser = units::parse_positive_size,
+          help_heading = REPORTING)]
+    pub size: Option<u64>,
+
+    /// Also append every stats record to PATH as JSON Lines.
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath, help_heading = REPORTING)]
+    pub stats_file: Option<PathBuf>,
+}
+
+impl Cli {
+    /// Parses the command line, exiting with status 2 on a usage error, including the
+    /// combinations clap cannot express.
+    pub fn parse_checked() -> Self {
+        let cli = Cli::parse();
+        if let Err(error) = cli.check() {
+            error.exit();
+        }
+        cli
+    }
+
+    fn check(&self) -> Result<(), clap::Error> {
+        use clap::CommandFactory;
+        if self.rate_unit == RateUnit::Lines && !self.line_mode() {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "--rate-unit lines counts records: it needs --lines (or --null)",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn line_mode(&self) -> bool {
+        self.lines || self.null
+    }
+
+    pub fn delimiter(&self) -> u8 {
+        if self.null { b'\0' } else { b'\n' }
+    }
+
+    pub fn policy(&self) -> OnFull {
+        if self.drop {
+            OnFull::Drop
+        } else {
+            self.on_full
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_app() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn drop_is_on_full_drop() {
+        let cli = Cli::try_parse_from(["bpipe", "-d"]).unwrap();
+        assert_eq!(cli.policy(), OnFull::Drop);
+        assert!(Cli::try_parse_from(["bpipe", "-d", "--on-full", "fail"]).is_err());
+    }
+
+    #[test]
+    fn lines_as_a_rate_unit_need_line_mode() {
+        let cli = Cli::try_parse_from(["bpipe", "--rate-unit", "lines", "-L", "10"]).unwrap();
+        assert!(cli.check().is_err());
+        let cli = Cli::try_parse_from(["bpipe", "-l", "--rate-unit", "lines", "-L", "10"]).unwrap();
+        assert!(cli.check().is_ok());
+    }
+
+    #[test]
+    fn null_implies_line_mode() {
+        let cli = Cli::try_parse_from(["bpipe", "-0"]).unwrap();
+        assert!(cli.line_mode());
+        assert_eq!(cli.delimiter(), 0);
+    }
+}

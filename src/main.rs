@@ -1,0 +1,16 @@
+use std::io::Write;
+use std::process::ExitCode;
+
+use bpipe::cli::Cli;
+use bpipe::{outcome, relay};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_checked();
+    match relay::run(&cli) {
+        Ok(outcome) => ExitCode::from(outcome.exit_status()),
+        Err(error) => {
+            let _ = writeln!(std::io::stderr(), "{}", outcome::error_line(&error));
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! How a run ended, the exit status that tells it, and the one-line form of an error.
+
+use std::io;
+
+/// Which side of the relay stopped moving.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Input,
+    Output,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// An I/O error was reported.
+    Failed,
+    /// The queue was full under `--on-full fail`.
+    Rejected,
+    /// Nothing moved for the stall timeout.
+    Stalled(Side),
+    /// The consumer closed its end early.
+    OutputClosed,
+    /// Stopped by this signal.
+    Signalled(libc::c_int),
+}
+
+impl Outcome {
+    pub fn exit_status(self) -> u8 {
+        match self {
+            Outcome::Done => 0,
+            Outcome::Failed => 1,
+            Outcome::Rejected => 3,
+            Outcome::Stalled(_) => 4,
+            Outcome::OutputClosed => 141,
+            Outcome::Signalled(signal) => 128u8.saturating_add(u8::try_from(signal).unwrap_or(127)),
+        }
+    }
+}
+
+/// The I/O error at the root of a chain, if there is one.
+pub fn io_error(error: &anyhow::Error) -> Option<&io::Error> {
+    error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<io::Error>())
+}
+
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    io_error(error).is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+}
+
+/// `bpipe: <what>: <why>`, where `why` reads like the C library's message.
+pub fn error_line(error: &anyhow::Error) -> String {
+    let why = match io_error(error) {
+        Some(io) => crate::sys::describe(io),
+        None => error.root_cause().to_string(),
+    };
+    let what: Vec<String> = error
+        .chain()
+        .take_while(|cause| cause.downcast_ref::<io::Error>().is_none())
+        .map(ToString::to_string)
+        .collect();
+    if what.is_empty() || (what.len() == 1 && io_error(error).is_none()) {
+        format!("bpipe: {why}")
+    } else {
+        let what = if io_error(error).is_some() {
+            &what[..]
+        } else {
+            &what[..what.len() - 1]
+        };
+        format!("bpipe: {}: {why}", what.join(": "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn statuses_follow_the_table() {
+        assert_eq!(Outcome::Done.exit_status(), 0);
+        assert_eq!(Outcome::Failed.exit_status(), 1);
+        assert_eq!(Outcome::Rejected.exit_status(), 3);
+        assert_eq!(Outcome::Stalled(Side::Input).exit_status(), 4);
+        assert_eq!(Outcome::OutputClosed.exit_status(), 141);
+        assert_eq!(Outcome::Signalled(libc::SIGINT).exit_status(), 130);
+        assert_eq!(Outcome::Signalled(libc::SIGTERM).exit_status(), 143);
+        assert_eq!(Outcome::Signalled(libc::SIGHUP).exit_status(), 129);
+    }
+
+    #[test]
+    fn error_lines_name_what_and_why() {
+        let full: anyhow::Result<()> =
+            Err(io::Error::from_raw_os_error(libc::ENOSPC)).context("write standard output");
+        assert_eq!(
+            error_line(&full.unwrap_err()),
+            "bpipe: write standard output: No space left on device"
+        );
+        let plain = anyhow::anyhow!("splice ring: refused").context("setup");
+        assert_eq!(error_line(&plain), "bpipe: setup: splice ring: refused");
+    }
+
+    #[test]
+    fn broken_pipe_is_found_in_the_chain() {
+        let closed: anyhow::Result<()> =
+            Err(io::Error::from(io::ErrorKind::BrokenPipe)).context("write");
+        assert!(is_broken_pipe(&closed.unwrap_err()));
+        assert!(!is_broken_pipe(&anyhow::anyhow!("other")));
+    }
+}

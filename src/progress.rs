@@ -1,0 +1,122 @@
+//! The live status line of `--progress`: what moved, how fast, how full the queue is, and who is
+//! waiting on whom.
+
+use std::time::Duration;
+
+use crate::stats::Snapshot;
+use crate::units::human_bytes;
+
+const BAR_WIDTH: usize = 10;
+
+/// Who is holding the relay up right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Waiting {
+    Nobody,
+    /// The queue is full: the reader waits for the writer (the consumer is slower).
+    ReaderBlocked,
+    /// The queue is empty: the writer waits for the reader (the producer is slower).
+    WriterIdle,
+    /// The rate limit is holding data back.
+    Throttled,
+}
+
+impl Waiting {
+    fn label(self) -> &'static str {
+        match self {
+            Waiting::Nobody => "flowing",
+            Waiting::ReaderBlocked => "reader blocked",
+            Waiting::WriterIdle => "writer idle",
+            Waiting::Throttled => "throttled",
+        }
+    }
+}
+
+fn bar(fill: usize, capacity: usize) -> String {
+    let filled = (fill * BAR_WIDTH).div_ceil(capacity.max(1)).min(BAR_WIDTH);
+    format!("[{}{}]", "#".repeat(filled), "-".repeat(BAR_WIDTH - filled))
+}
+
+/// The line, without the carriage return and erase that place it.
+pub fn render(
+    snapshot: &Snapshot,
+    rate_out: f64,
+    expected: Option<u64>,
+    waiting: Waiting,
+) -> String {
+    let out = snapshot.totals.bytes_out;
+    let mut line = format!(
+        "{} {}/s queue {} {}/{}",
+        human_bytes(out),
+        human_bytes(rate_out as u64),
+        bar(snapshot.queue_bytes, snapshot.queue_capacity_bytes),
+        snapshot.queue_chunks,
+        snapshot.queue_capacity_chunks,
+    );
+    if snapshot.totals.chunks_dropped > 0 {
+        line += &format!(" dropped {}", human_bytes(snapshot.totals.bytes_dropped));
+    }
+    if let Some(total) = expected {
+        let percent = (out as f64 * 100.0 / total as f64).min(100.0);
+        line += &format!(" {percent:.0}%");
+        if rate_out > 0.0 && out < total {
+            let eta = Duration::from_secs(((total - out) as f64 / rate_out).ceil() as u64);
+            line += &format!(" ETA {}", humantime::format_duration(eta));
+        }
+    }
+    line += " ";
+    line += waiting.label();
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{Event, Totals};
+
+    fn snapshot(out: u64, queue_bytes: usize) -> Snapshot {
+        Snapshot {
+            event: Event::Interval,
+            elapsed: Duration::from_secs(1),
+            totals: Totals {
+                bytes_out: out,
+                ..Totals::default()
+            },
+            queue_chunks: 8,
+            queue_bytes,
+            queue_capacity_chunks: 16,
+            queue_capacity_bytes: 1 << 20,
+            queue_peak_chunks: 8,
+            queue_peak_bytes: queue_bytes,
+            reader_blocked: Duration::ZERO,
+            writer_idle: Duration::ZERO,
+            bytes_unsent: 0,
+            output_closed: false,
+            path: "copy",
+            line_mode: false,
+            rates: None,
+            exit_status: None,
+        }
+    }
+
+    #[test]
+    fn the_bar_shows_the_queue_fill() {
+        assert_eq!(bar(0, 100), "[----------]");
+        assert_eq!(bar(50, 100), "[#####-----]");
+        assert_eq!(bar(100, 100), "[##########]");
+        assert_eq!(bar(1, 100), "[#---------]");
+    }
+
+    #[test]
+    fn the_line_has_rate_fill_percent_and_who_waits() {
+        let line = render(
+            &snapshot(1 << 20, 1 << 19),
+            1024.0 * 1024.0,
+            Some(4 << 20),
+            Waiting::ReaderBlocked,
+        );
+        assert_eq!(
+            line,
+            "1.0 MiB 1.0 MiB/s queue [#####-----] 8/16 25% ETA 3s reader blocked"
+        );
+    }
+}

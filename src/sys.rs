@@ -1,0 +1,105 @@
+//! Thin, checked wrappers over the few system calls bpipe makes itself.
+
+use std::io;
+use std::os::fd::RawFd;
+
+fn check(ret: isize) -> io::Result<usize> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// One read(2); `Interrupted` is returned, not retried, so a stop request can be seen.
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: the buffer is valid for writes of its whole length.
+    check(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+}
+
+/// One write(2); `Interrupted` is returned, not retried.
+pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: the buffer is valid for reads of its whole length.
+    check(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })
+}
+
+/// Writes all of `buf`, through partial writes and EINTR.
+pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match write(fd, buf) {
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The kind of file behind a descriptor.
+pub fn file_type(fd: RawFd) -> io::Result<libc::mode_t> {
+    // SAFETY: an all-zero stat is a valid value to be overwritten by fstat.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid, writable stat buffer.
+    if unsafe { libc::fstat(fd, &mut st) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st.st_mode & libc::S_IFMT)
+}
+
+pub fn is_pipe(fd: RawFd) -> bool {
+    file_type(fd).is_ok_and(|t| t == libc::S_IFIFO)
+}
+
+/// Raises a pipe's capacity towards `bytes`, returning what the kernel granted. Only ever grows
+/// it: a pipe shared with the producer or consumer must not lose capacity because of us.
+pub fn grow_pipe(fd: RawFd, bytes: usize) -> io::Result<usize> {
+    // SAFETY: F_GETPIPE_SZ takes no argument and only reads the descriptor's state.
+    let current = check(unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) } as isize)?;
+    if current >= bytes {
+        return Ok(current);
+    }
+    let wanted = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: F_SETPIPE_SZ takes an int and fails cleanly on anything but a pipe.
+    check(unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, wanted) } as isize)
+}
+
+/// Strips Rust's " (os error N)" so messages read like the C tools': `No space left on device`.
+pub fn describe(error: &io::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) if text.ends_with(')') => text[..at].to_string(),
+        _ => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_drops_the_os_error_suffix() {
+        let error = io::Error::from_raw_os_error(libc::ENOSPC);
+        assert_eq!(describe(&error), "No space left on device");
+        let custom = io::Error::other("plain");
+        assert_eq!(describe(&custom), "plain");
+    }
+
+    #[test]
+    fn pipes_grow_but_never_shrink() {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe(2) returns.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        assert!(is_pipe(fds[0]));
+        let grown = grow_pipe(fds[1], 256 * 1024).unwrap();
+        assert!(grown >= 64 * 1024);
+        assert_eq!(grow_pipe(fds[1], 4096).unwrap(), grown);
+        write_all(fds[1], b"abc").unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(read(fds[0], &mut buf).unwrap(), 3);
+        // SAFETY: both descriptors were opened above and are closed once.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Sizes and rates as users write them, following dd(1): `K`/`KiB` = 1024, `KB` = 1000.
+//!
+//! bytesize's own parser reads `K` as 1000, which would surprise anyone coming from dd, so the
+//! suffix table lives here and bytesize is only used for display.
+
+use std::time::Duration;
+
+const SIZE_FORMS: &str = "a number of bytes with an optional suffix: 4096, 64K, 64KiB, 1.5M, 1MB \
+     (K, M, G, T and KiB, MiB, GiB, TiB are powers of 1024; KB, MB, GB, TB are powers of 1000)";
+
+/// The largest chunk a single read or write may move.
+pub const MAX_CHUNK: u64 = 1 << 30;
+
+fn suffix_multiplier(suffix: &str) -> Option<u64> {
+    let lower = suffix.to_ascii_lowercase();
+    let (letter, rest) = match lower.chars().next() {
+        None => return Some(1),
+        Some(c) => (c, &lower[1..]),
+    };
+    let power = match letter {
+        'b' if rest.is_empty() => return Some(1),
+        'k' => 1,
+        'm' => 2,
+        'g' => 3,
+        't' => 4,
+        _ => return None,
+    };
+    let base: u64 = match rest {
+        "" | "ib" => 1024,
+        "b" => 1000,
+        _ => return None,
+    };
+    Some(base.pow(power))
+}
+
+/// Parses a size such as `64KiB`, `1.5M` or `1000KB` into bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, suffix) = trimmed.split_at(split);
+    let invalid = || format!("expected {SIZE_FORMS}");
+    if number.is_empty() || number.starts_with('.') || number.ends_with('.') {
+        return Err(invalid());
+    }
+    let multiplier = suffix_multiplier(suffix.trim_start()).ok_or_else(invalid)?;
+    let bytes = if number.contains('.') {
+        let value: f64 = number.parse().map_err(|_| invalid())?;
+        value * multiplier as f64
+    } else {
+        let value: u64 = number.parse().map_err(|_| invalid())?;
+        return value
+            .checked_mul(multiplier)
+            .ok_or_else(|| "the size is too large".to_string());
+    };
+    if bytes >= u64::MAX as f64 {
+        return Err("the size is too large".to_string());
+    }
+    Ok(bytes.round() as u64)
+}
+
+/// A size that must be at least one byte.
+pub fn parse_positive_size(text: &str) -> Result<u64, String> {
+    match parse_size(text)? {
+        0 => Err("must be at least 1 byte".to_string()),
+        n => Ok(n),
+    }
+}
+
+/// A chunk size: 1 byte to 1 GiB.
+pub fn parse_chunk_size(text: &str) -> Result<usize, String> {
+    let bytes = parse_positive_size(text)?;
+    if bytes > MAX_CHUNK {
+        return Err("must be at most 1GiB".to_string());
+    }
+    usize::try_from(bytes).map_err(|_| "must be at most 1GiB".to_string())
+}
+
+/// A rate: a size per second, `10MiB`, `10MiB/s`, `1.5G/s`; zero is refused.
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let per_unit = trimmed
+        .strip_suffix("/s")
+        .or_else(|| trimmed.strip_suffix("/S"))
+        .unwrap_or(trimmed);
+    let rate = parse_size(per_unit).map_err(|_| {
+        format!("expected a rate: a size per second such as 500K, 10MiB/s or 1.5G/s; {SIZE_FORMS}")
+    })?;
+    if rate == 0 {
+        return Err("a rate must be greater than zero".to_string());
+    }
+    Ok(rate)
+}
+
+/// A duration as humantime reads it (`250ms`, `1s`, `2m`), which must not be zero.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text)
+        .map_err(|e| format!("{e}; expected a duration such as 250ms, 1s or 2m"))?;
+    if duration.is_zero() {
+        return Err("must be longer than zero".to_string());
+    }
+    Ok(duration)
+}
+
+/// IEC display of a byte count, e.g. `1.5 MiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    bytesize::ByteSize(bytes).display().iec().to_string()
+}
+
+/// Seconds with two decimals: precise enough for people, stable for eyes.
+pub fn human_seconds(duration: Duration) -> String {
+    format!("{:.2}s", duration.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_follow_dd() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("64k"), Ok(65536));
+        assert_eq!(parse_size("64KiB"), Ok(65536));
+        assert_eq!(parse_size("64kib"), Ok(65536));
+        assert_eq!(parse_size("64KB"), Ok(64000));
+        assert_eq!(parse_size("1M"), Ok(1 << 20));
+        assert_eq!(parse_size("1MB"), Ok(1_000_000));
+        assert_eq!(parse_size("1.5M"), Ok(1_572_864));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("1TB"), Ok(1_000_000_000_000));
+        assert_eq!(parse_size("1TiB"), Ok(1 << 40));
+        assert_eq!(parse_size("12B"), Ok(12));
+        assert_eq!(parse_size(" 7 "), Ok(7));
+        assert_eq!(parse_size("0"), Ok(0));
+    }
+
+    #[test]
+    fn bad_sizes_name_the_accepted_forms() {
+        for bad in [
+            "", "foo", "K", "1X", "1KiBs", "-1", ".5K", "1.", "1e3", "1 2",
+        ] {
+            let err = parse_size(bad).unwrap_err();
+            assert!(err.contains("64KiB"), "{bad:?}: {err}");
+        }
+        assert!(
+            parse_size("99999999999T")
+                .unwrap_err()
+                .contains("too large")
+        );
+    }
+
+    #[test]
+    fn chunk_size_is_bounded() {
+        assert_eq!(parse_chunk_size("1"), Ok(1));
+        assert_eq!(parse_chunk_size("1GiB"), Ok(1 << 30));
+        assert!(
+            parse_chunk_size("0")
+                .unwrap_err()
+                .contains("at least 1 byte")
+        );
+        assert!(
+            parse_chunk_size("1025M")
+                .unwrap_err()
+                .contains("at most 1GiB")
+        );
+    }
+
+    #[test]
+    fn rates_are_sizes_per_second() {
+        assert_eq!(parse_rate("10MiB"), Ok(10 << 20));
+        assert_eq!(parse_rate("10MiB/s"), Ok(10 << 20));
+        assert_eq!(parse_rate("500K"), Ok(500 << 10));
+        assert_eq!(parse_rate("800k"), Ok(800 << 10));
+        assert_eq!(parse_rate("1.5G/s"), Ok(1_610_612_736));
+        assert!(parse_rate("0").unwrap_err().contains("greater than zero"));
+        assert!(parse_rate("fast").unwrap_err().contains("rate"));
+    }
+
+    #[test]
+    fn durations_use_humantime() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").unwrap_err().contains("250ms"));
+    }
+
+    #[test]
+    fn display_is_iec() {
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_seconds(Duration::from_millis(1234)), "1.23s");
+    }
+}
