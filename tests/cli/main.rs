@@ -1,0 +1,3 @@
+//! Black-box tests of the bpipe binary, as a user's scripts would run it.
+
+mod util;

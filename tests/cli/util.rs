@@ -1,0 +1,191 @@
+//! A small std-only harness: runs the built bpipe, feeds stdin from a thread (feeding it inline
+//! deadlocks once the pipes fill), and bounds every run's time so no test can hang CI.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_bpipe"))
+}
+
+pub fn bpipe(args: &[&str]) -> Command {
+    let mut command = Command::new(bin());
+    command.args(args);
+    command
+}
+
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Output {
+    pub fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+
+    /// The last JSON stats record on stderr, parsed into (key, raw value) pairs.
+    pub fn json(&self) -> Json {
+        let line = self
+            .stderr
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or_else(|| panic!("no JSON record on stderr: {}", self.stderr));
+        Json::parse(line)
+    }
+}
+
+/// A flat JSON object of numbers, booleans and strings: all bpipe's stats records need.
+#[derive(Debug)]
+pub struct Json(pub Vec<(String, String)>);
+
+impl Json {
+    pub fn parse(line: &str) -> Json {
+        let body = line.trim().strip_prefix('{').and_then(|l| l.strip_suffix('}'));
+        let body = body.unwrap_or_else(|| panic!("not a JSON object: {line}"));
+        let pairs = body
+            .split(',')
+            .map(|pair| {
+                let (key, value) = pair.split_once(':').unwrap_or_else(|| panic!("bad pair {pair} in {line}"));
+                let key = key.trim().strip_prefix('"').and_then(|k| k.strip_suffix('"'));
+                let key = key.unwrap_or_else(|| panic!("bad key in {line}"));
+                (key.to_string(), value.trim().trim_matches('"').to_string())
+            })
+            .collect();
+        Json(pairs)
+    }
+
+    pub fn get(&self, key: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("no key {key} in {:?}", self.0))
+    }
+
+    pub fn u64(&self, key: &str) -> u64 {
+        self.get(key).parse().unwrap_or_else(|_| panic!("{key} is not an integer: {:?}", self.0))
+    }
+
+    pub fn f64(&self, key: &str) -> f64 {
+        self.get(key).parse().unwrap_or_else(|_| panic!("{key} is not a number: {:?}", self.0))
+    }
+}
+
+/// Kills the child if the test has not finished with it by then.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Waits for a child, killing it at `deadline`, and collects what it wrote.
+pub fn finish(mut child: Child, deadline: Duration) -> Output {
+    let start = Instant::now();
+    let stdout = child.stdout.take().map(|mut out| {
+        thread::spawn(move || {
+            let mut data = Vec::new();
+            let _ = out.read_to_end(&mut data);
+            data
+        })
+    });
+    let stderr = child.stderr.take().map(|mut err| {
+        thread::spawn(move || {
+            let mut text = String::new();
+            let _ = err.read_to_string(&mut text);
+            text
+        })
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for bpipe") {
+            break status;
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            panic!("bpipe did not finish within {deadline:?}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    Output {
+        status,
+        stdout: stdout.map(|t| t.join().unwrap()).unwrap_or_default(),
+        stderr: stderr.map(|t| t.join().unwrap()).unwrap_or_default(),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Runs bpipe with `input` fed on stdin from a thread.
+pub fn run(args: &[&str], input: &[u8]) -> Output {
+    let mut child = bpipe(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start bpipe");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let feeder = thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let output = finish(child, DEADLINE);
+    feeder.join().unwrap();
+    output
+}
+
+/// Runs a shell pipeline (bash), bounded in time.
+pub fn sh(script: &str) -> Output {
+    let child = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .env("BPIPE", bin())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start bash");
+    finish(child, DEADLINE)
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut data = Vec::with_capacity(len + 8);
+    while data.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        data.extend_from_slice(&state.to_le_bytes());
+    }
+    data.truncate(len);
+    data
+}
+
+/// A scratch directory removed at the end of the test.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("bpipe-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    pub fn file(&self, name: &str, data: &[u8]) -> String {
+        let path = self.path(name);
+        std::fs::write(&path, data).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
