@@ -230,7 +230,9 @@ timed_run() { # workload label round
     read -r e u s m < <(tail -n 1 "$tf")
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\tok\n' \
         "$wl" "$label" "$round" "$BYTES" "$(elapsed "$t0" "$t1")" "$u" "$s" "$m" >>"$TSV"
-    log "  $wl round $round: $(printf '%-38s' "$label") $(awk -v b="$BYTES" -v a="$t0" -v z="$t1" 'BEGIN { printf "%7.3f GiB/s", b / (z - a) / 1073741824 }')  cpu ${u}+${s}s  rss ${m}KiB"
+    local extra=""
+    [[ $u == - ]] || extra="  cpu ${u}+${s}s  rss ${m}KiB"
+    log "  $wl round $round: $(printf '%-38s' "$label") $(awk -v b="$BYTES" -v a="$t0" -v z="$t1" 'BEGIN { printf "%7.3f GiB/s", b / (z - a) / 1073741824 }')$extra"
 }
 
 # Reference checksum for the verification runs, and the verification file.

@@ -84,7 +84,7 @@ need_time() {
 }
 
 # to_bytes 0.25 -> bytes in that many GiB (integer)
-gib_to_bytes() { awk -v g="$1" 'BEGIN { printf "%d", g * 1073741824 }'; }
+gib_to_bytes() { awk -v g="$1" 'BEGIN { printf "%.0f", g * 1073741824 }'; }
 
 # elapsed T0 T1 -> T1 - T0 with 6 decimals ($EPOCHREALTIME values)
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", b - a }'; }

@@ -80,7 +80,7 @@ size_bytes() { # 256K / 1M / 123 -> bytes
 }
 
 # bpipe's bound for a window of 250 ms: rate*0.25 + max(64 KiB, rate/10)
-bound_for() { awk -v r="$1" 'BEGIN { b = r / 10; if (b < 65536) b = 65536; printf "%d", r * 0.25 + b }'; }
+bound_for() { awk -v r="$1" 'BEGIN { b = r / 10; if (b < 65536) b = 65536; printf "%.0f", r * 0.25 + b }'; }
 
 # run_limited LABEL EXPECTED_BYTES PRODUCER_ARGS... ; consumer args in CONS_ARGS
 # Leaves the consumer's output in $WORK/consumer.out; returns 1 (after a
@@ -129,7 +129,7 @@ if [[ " $SCENARIOS " == *" steady "* ]]; then
     CONS_ARGS=()
     for r in $RATE_TARGETS; do
         rbps=$(( r * 1048576 ))
-        bytes=$(awk -v r="$rbps" -v s="$RUN_SECONDS" 'BEGIN { printf "%d", r * s }')
+        bytes=$(awk -v r="$rbps" -v s="$RUN_SECONDS" 'BEGIN { printf "%.0f", r * s }')
         bound=$(bound_for "$rbps")
         mapfile -t labels < <(limited_relays "${r}MiB/s" "${r}m" "${r}M")
         for round in $(seq 1 "$RATE_ROUNDS"); do

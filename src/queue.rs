@@ -20,6 +20,10 @@ pub trait Slot: Send {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// How many records the slot holds the end of: one per delimiter, plus one for a last
+    /// record that ends without a delimiter.
+    fn records(&self, delimiter: u8, ends_record: bool) -> u64;
 }
 
 /// A filled slot and where it sits among records. Outside line mode every chunk is a whole
@@ -48,8 +52,8 @@ pub struct Limits {
     pub bytes: usize,
     /// Slots that may exist at once: the queue's, plus those the two stages hold.
     pub slots: usize,
-    /// Whether chunks carry records, so that drops count records.
-    pub line_mode: bool,
+    /// The record delimiter in line mode, so that drops count records.
+    pub delimiter: Option<u8>,
 }
 
 /// What the queue looks like right now, for stats and the stall watchdog.
@@ -173,7 +177,7 @@ impl<S: Slot> Queue<S> {
             }
             if state.dropping_record {
                 state.dropping_record = !item.ends_record;
-                counters.dropped(item.len, 0);
+                counters.dropped(item.len, self.records(&item));
                 return Push::Dropped(item.slot);
             }
             if self.fits(&state, item.len) {
@@ -190,7 +194,7 @@ impl<S: Slot> Queue<S> {
                 OnFull::Block => state = self.wait_for_room(state),
                 OnFull::Drop if item.starts_record => {
                     state.dropping_record = !item.ends_record;
-                    counters.dropped(item.len, self.records(1));
+                    counters.dropped(item.len, self.records(&item));
                     return Push::Dropped(item.slot);
                 }
                 // The head of this record is already accepted: dropping the rest would cut it.
@@ -201,7 +205,7 @@ impl<S: Slot> Queue<S> {
                     }
                 }
                 OnFull::Fail => {
-                    counters.dropped(item.len, self.records(u64::from(item.starts_record)));
+                    counters.dropped(item.len, self.records(&item));
                     return Push::Rejected;
                 }
             }
@@ -214,8 +218,10 @@ impl<S: Slot> Queue<S> {
     }
 
     /// Drops the oldest record the writer has not started on. Returns false when there is none.
-    fn records(&self, count: u64) -> u64 {
-        if self.limits.line_mode { count } else { 0 }
+    fn records(&self, item: &Item<S>) -> u64 {
+        self.limits
+            .delimiter
+            .map_or(0, |d| item.slot.records(d, item.ends_record))
     }
 
     fn evict_oldest_record(&self, state: &mut State<S>, counters: &Counters) -> bool {
@@ -231,7 +237,6 @@ impl<S: Slot> Queue<S> {
         if index >= state.items.len() {
             return false;
         }
-        let mut records = self.records(1);
         loop {
             let Some(item) = state.items.remove(index) else {
                 // The record goes on past the queue: its later chunks must be dropped as they come.
@@ -239,8 +244,7 @@ impl<S: Slot> Queue<S> {
                 break;
             };
             state.bytes -= item.len;
-            counters.dropped(item.len, records);
-            records = 0;
+            counters.dropped(item.len, self.records(&item));
             let ends = item.ends_record;
             state.free.push(item.slot);
             if ends {
@@ -335,6 +339,11 @@ mod tests {
         fn len(&self) -> usize {
             self.0.len()
         }
+
+        fn records(&self, delimiter: u8, ends_record: bool) -> u64 {
+            let ends = self.0.iter().filter(|&&b| b == delimiter).count() as u64;
+            ends + u64::from(ends_record && self.0.last() != Some(&delimiter))
+        }
     }
 
     fn item(data: &[u8], starts: bool, ends: bool) -> Item<Bytes> {
@@ -355,7 +364,7 @@ mod tests {
             chunks,
             bytes,
             slots: chunks + 3,
-            line_mode: true,
+            delimiter: Some(b'\n'),
         })
     }
 

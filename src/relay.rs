@@ -70,7 +70,7 @@ impl Plan {
                 chunks,
                 bytes,
                 slots: chunks + 3,
-                line_mode: cli.line_mode(),
+                delimiter: cli.line_mode().then(|| cli.delimiter()),
             },
             line_mode: cli.line_mode(),
             delimiter: cli.delimiter(),

@@ -73,6 +73,12 @@ impl Slot for MemSlot {
     fn len(&self) -> usize {
         self.len
     }
+
+    fn records(&self, delimiter: u8, ends_record: bool) -> u64 {
+        let data = self.data();
+        let ends = memchr::memchr_iter(delimiter, data).count() as u64;
+        ends + u64::from(ends_record && data.last().is_some_and(|&b| b != delimiter))
+    }
 }
 
 impl Chunk for MemSlot {

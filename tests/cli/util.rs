@@ -47,13 +47,21 @@ pub struct Json(pub Vec<(String, String)>);
 
 impl Json {
     pub fn parse(line: &str) -> Json {
-        let body = line.trim().strip_prefix('{').and_then(|l| l.strip_suffix('}'));
+        let body = line
+            .trim()
+            .strip_prefix('{')
+            .and_then(|l| l.strip_suffix('}'));
         let body = body.unwrap_or_else(|| panic!("not a JSON object: {line}"));
         let pairs = body
             .split(',')
             .map(|pair| {
-                let (key, value) = pair.split_once(':').unwrap_or_else(|| panic!("bad pair {pair} in {line}"));
-                let key = key.trim().strip_prefix('"').and_then(|k| k.strip_suffix('"'));
+                let (key, value) = pair
+                    .split_once(':')
+                    .unwrap_or_else(|| panic!("bad pair {pair} in {line}"));
+                let key = key
+                    .trim()
+                    .strip_prefix('"')
+                    .and_then(|k| k.strip_suffix('"'));
                 let key = key.unwrap_or_else(|| panic!("bad key in {line}"));
                 (key.to_string(), value.trim().trim_matches('"').to_string())
             })
@@ -70,11 +78,15 @@ impl Json {
     }
 
     pub fn u64(&self, key: &str) -> u64 {
-        self.get(key).parse().unwrap_or_else(|_| panic!("{key} is not an integer: {:?}", self.0))
+        self.get(key)
+            .parse()
+            .unwrap_or_else(|_| panic!("{key} is not an integer: {:?}", self.0))
     }
 
     pub fn f64(&self, key: &str) -> f64 {
-        self.get(key).parse().unwrap_or_else(|_| panic!("{key} is not a number: {:?}", self.0))
+        self.get(key)
+            .parse()
+            .unwrap_or_else(|_| panic!("{key} is not a number: {:?}", self.0))
     }
 }
 
@@ -187,5 +199,151 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running bpipe whose stdout the test reads at its own pace.
+pub struct Running {
+    pub child: Child,
+    pub stdout: std::process::ChildStdout,
+    stderr: Option<thread::JoinHandle<()>>,
+    stderr_text: std::sync::Arc<std::sync::Mutex<String>>,
+    feeder: Option<thread::JoinHandle<()>>,
+    hold_stdin: Option<std::sync::mpsc::Sender<()>>,
+}
+
+impl Running {
+    /// Starts bpipe and a thread that writes `input` to its stdin, then closes it (or keeps it
+    /// open until the process ends, when `keep_open`).
+    pub fn start(args: &[&str], input: Vec<u8>, keep_open: bool) -> Running {
+        let mut child = bpipe(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start bpipe");
+        let mut stdin = child.stdin.take().unwrap();
+        let (hold, held) = std::sync::mpsc::channel::<()>();
+        let feeder = thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+            if keep_open {
+                // Returns when the test lets go of the sender.
+                let _ = held.recv();
+            }
+        });
+        let mut err = child.stderr.take().unwrap();
+        let stderr_text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = std::sync::Arc::clone(&stderr_text);
+        let stderr = thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = err.read(&mut buf) {
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        Running {
+            child,
+            stdout,
+            stderr: Some(stderr),
+            stderr_text,
+            feeder: Some(feeder),
+            hold_stdin: Some(hold),
+        }
+    }
+
+    /// Waits until stderr has a line containing `needle`; false after `timeout`.
+    pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self
+                .stderr_text
+                .lock()
+                .unwrap()
+                .lines()
+                .any(|l| l.contains(needle))
+            {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    /// Closes bpipe's stdin once the feeder has written everything.
+    pub fn close_stdin(&mut self) {
+        self.hold_stdin = None;
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) with a pid of our own child and a valid signal number.
+        assert_eq!(unsafe { libc::kill(self.pid(), signal) }, 0);
+    }
+
+    /// Peak resident memory so far, from the kernel's high-water mark.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Reads `len` bytes (or to the end), sleeping so the rate stays near `bytes_per_sec`.
+    pub fn read_slowly(&mut self, len: usize, bytes_per_sec: usize) -> Vec<u8> {
+        let start = Instant::now();
+        let mut data = Vec::new();
+        let mut buf = vec![0u8; 16 * 1024];
+        while data.len() < len {
+            let want = buf.len().min(len - data.len());
+            match self.stdout.read(&mut buf[..want]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => data.extend_from_slice(&buf[..n]),
+            }
+            let due = Duration::from_secs_f64(data.len() as f64 / bytes_per_sec as f64);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                thread::sleep(wait);
+            }
+        }
+        data
+    }
+
+    /// Reads the rest of stdout and waits for the exit, bounded by `DEADLINE`.
+    pub fn finish(mut self, mut received: Vec<u8>) -> Output {
+        let start = Instant::now();
+        let _ = self.stdout.read_to_end(&mut received);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for bpipe") {
+                break status;
+            }
+            if start.elapsed() > DEADLINE {
+                let _ = self.child.kill();
+                panic!("bpipe did not finish within {DEADLINE:?}");
+            }
+            thread::sleep(Duration::from_millis(5));
+        };
+        self.stderr.take().unwrap().join().unwrap();
+        let stderr = self.stderr_text.lock().unwrap().clone();
+        self.hold_stdin = None;
+        let _ = self.feeder.take().unwrap().join();
+        Output {
+            status,
+            stdout: received,
+            stderr,
+            elapsed: start.elapsed(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
     }
 }

@@ -1,0 +1,203 @@
+//! Signals, a closed or failing output, and promptness: what operators and shells see.
+
+use std::io::{Read, Write};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::util::{Json, Running, bpipe, random_bytes, sh};
+
+fn record(stderr: &str, event: &str) -> Json {
+    let needle = format!("\"event\":\"{event}\"");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(&needle))
+        .unwrap_or_else(|| panic!("no {event} record in {stderr}"));
+    Json::parse(line)
+}
+
+fn assert_accounted(json: &Json) {
+    assert_eq!(
+        json.u64("bytes_in"),
+        json.u64("bytes_out") + json.u64("bytes_dropped") + json.u64("bytes_unsent"),
+        "{json:?}"
+    );
+}
+
+#[test]
+fn a_partial_chunk_reaches_the_consumer_at_once() {
+    for args in [&["-q"][..], &["-q", "-l"], &["-q", "--no-splice"]] {
+        let mut child = bpipe(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let sent = Instant::now();
+        stdin.write_all(b"hello\n").unwrap();
+        let mut buf = [0u8; 6];
+        stdout.read_exact(&mut buf).unwrap();
+        let waited = sent.elapsed();
+        assert_eq!(&buf, b"hello\n");
+        assert!(
+            waited < Duration::from_millis(200),
+            "{args:?}: took {waited:?}"
+        );
+        drop(stdin);
+        assert!(child.wait().unwrap().success());
+    }
+}
+
+#[test]
+fn usr1_answers_while_the_producer_is_idle() {
+    let mut bp = Running::start(&["--stats-format", "json"], b"first\n".to_vec(), true);
+    std::thread::sleep(Duration::from_millis(300));
+    bp.signal(libc::SIGUSR1);
+    assert!(
+        bp.wait_for_stderr("\"event\":\"signal\"", Duration::from_secs(5)),
+        "no snapshot while idle"
+    );
+    bp.close_stdin();
+    let out = bp.finish(Vec::new());
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert_eq!(out.stdout, b"first\n");
+    let snapshot = record(&out.stderr, "signal");
+    assert_eq!(snapshot.u64("bytes_in"), 6);
+    assert!(
+        !out.stderr
+            .lines()
+            .any(|l| l.contains("\"event\":\"signal\"") && l.contains("exit_status"))
+    );
+}
+
+#[test]
+fn usr1_answers_while_both_stages_are_blocked() {
+    let input = random_bytes(8 << 20, 21);
+    let bp = Running::start(&["-n", "4", "--stats-format", "json"], input.clone(), false);
+    std::thread::sleep(Duration::from_millis(500));
+    bp.signal(libc::SIGUSR1);
+    assert!(
+        bp.wait_for_stderr("\"event\":\"signal\"", Duration::from_secs(5)),
+        "no snapshot while blocked"
+    );
+    bp.signal(libc::SIGUSR1);
+    let out = bp.finish(Vec::new());
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(
+        out.stdout == input,
+        "bytes lost or reordered around SIGUSR1"
+    );
+    let snapshot = record(&out.stderr, "signal");
+    assert_eq!(snapshot.u64("queue_chunks"), 4, "{snapshot:?}");
+    assert!(snapshot.f64("reader_blocked_s") > 0.2, "{snapshot:?}");
+}
+
+#[test]
+fn sigterm_writes_what_was_accepted_and_exits_143() {
+    let input = random_bytes(8 << 20, 22);
+    let bp = Running::start(&["-n", "4", "--stats-format", "json"], input.clone(), false);
+    std::thread::sleep(Duration::from_millis(400));
+    bp.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(100));
+    let out = bp.finish(Vec::new());
+    assert_eq!(out.code(), 143, "{}", out.stderr);
+    let json = record(&out.stderr, "exit");
+    assert_eq!(json.u64("exit_status"), 143);
+    assert_accounted(&json);
+    assert_eq!(json.u64("bytes_unsent"), 0);
+    assert_eq!(json.u64("bytes_out"), out.stdout.len() as u64);
+    assert!(
+        json.u64("bytes_out") >= 4 * 64 * 1024,
+        "the queue was not flushed: {json:?}"
+    );
+    assert!(out.stdout.len() < input.len());
+    assert!(out.stdout[..] == input[..out.stdout.len()]);
+}
+
+#[test]
+fn sigterm_while_the_producer_is_idle() {
+    let bp = Running::start(&["--stats-format", "json"], b"abc".to_vec(), true);
+    std::thread::sleep(Duration::from_millis(300));
+    bp.signal(libc::SIGTERM);
+    let out = bp.finish(Vec::new());
+    assert_eq!(out.code(), 143, "{}", out.stderr);
+    assert_eq!(out.stdout, b"abc");
+    assert!(out.elapsed < Duration::from_secs(5));
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let input = random_bytes(8 << 20, 23);
+    let mut bp = Running::start(&["-n", "4", "--stats-format", "json"], input, false);
+    std::thread::sleep(Duration::from_millis(300));
+    bp.signal(libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(300));
+    bp.signal(libc::SIGINT);
+    let start = Instant::now();
+    assert!(
+        bp.wait_for_stderr("\"event\":\"exit\"", Duration::from_secs(5)),
+        "no summary after the second signal"
+    );
+    let status = loop {
+        if let Some(status) = bp.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "still running after the second signal"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(130));
+    let mut rest = Vec::new();
+    let _ = bp.stdout.read_to_end(&mut rest);
+    let out = bp.finish(rest);
+    let json = record(&out.stderr, "exit");
+    assert_accounted(&json);
+    assert!(json.u64("bytes_unsent") > 0);
+}
+
+#[test]
+fn a_closed_output_exits_141_with_only_the_summary() {
+    let out = sh(
+        r#"head -c 20M /dev/zero | "$BPIPE" | head -c 1000 > /dev/null; echo "${PIPESTATUS[1]}""#,
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "141");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    assert!(
+        lines[0].starts_with("bpipe: ") && lines[0].ends_with("output closed"),
+        "{}",
+        out.stderr
+    );
+    let out =
+        sh(r#"head -c 20M /dev/zero | "$BPIPE" --stats-format json | head -c 1000 > /dev/null"#);
+    let json = record(&out.stderr, "exit");
+    assert_eq!(json.get("output_closed"), "true");
+    assert_eq!(json.u64("exit_status"), 141);
+    assert_accounted(&json);
+}
+
+#[test]
+fn a_full_device_is_an_io_error() {
+    let out = sh(r#"head -c 1M /dev/zero | "$BPIPE" --stats-format json > /dev/full"#);
+    assert_eq!(out.code(), 1, "{}", out.stderr);
+    let first = out.stderr.lines().next().unwrap();
+    assert_eq!(
+        first,
+        "bpipe: write standard output: No space left on device"
+    );
+    let json = record(&out.stderr, "exit");
+    assert_eq!(json.u64("exit_status"), 1);
+    assert_accounted(&json);
+}
+
+#[test]
+fn no_panic_text_anywhere() {
+    let out = sh(
+        r#"head -c 1M /dev/zero | "$BPIPE" -b 1 -n 1 /nonexistent - 2>&1 > /dev/full; "$BPIPE" -b 0 2>&1"#,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("panicked"), "{text}");
+}
