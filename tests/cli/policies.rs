@@ -198,7 +198,7 @@ fn line_mode_drops_whole_records() {
 fn line_mode_keeps_records_longer_than_a_chunk_whole() {
     let mut input = Vec::new();
     for i in 0..3000 {
-        let len = if i % 10 == 0 { 20_000 } else { 50 };
+        let len = if i.is_multiple_of(10) { 20_000 } else { 50 };
         input.extend_from_slice(format!("{i:07} {}\n", "y".repeat(len)).as_bytes());
     }
     for policy in ["drop", "drop-oldest"] {
@@ -226,7 +226,7 @@ fn line_mode_keeps_records_longer_than_a_chunk_whole() {
             let number: usize = number
                 .parse()
                 .unwrap_or_else(|_| panic!("{policy}: cut line"));
-            let expected = if number % 10 == 0 { 20_000 } else { 50 };
+            let expected = if number.is_multiple_of(10) { 20_000 } else { 50 };
             assert_eq!(filler.len(), expected, "{policy}: record {number} was cut");
             assert!(previous < Some(number));
             previous = Some(number);
@@ -242,7 +242,7 @@ fn line_mode_keeps_records_longer_than_a_chunk_whole() {
 #[test]
 fn fail_rejects_early_and_writes_what_it_accepted() {
     let input = random_bytes(16 << 20, 12);
-    let mut bp = Running::start(
+    let bp = Running::start(
         &[
             "-n",
             "2",
