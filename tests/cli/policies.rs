@@ -197,7 +197,7 @@ fn line_mode_drops_whole_records() {
 #[test]
 fn line_mode_keeps_records_longer_than_a_chunk_whole() {
     let mut input = Vec::new();
-    for i in 0..3000 {
+    for i in 0..3000u32 {
         let len = if i.is_multiple_of(10) { 20_000 } else { 50 };
         input.extend_from_slice(format!("{i:07} {}\n", "y".repeat(len)).as_bytes());
     }
