@@ -77,7 +77,7 @@ impl<S: Chunk> Reader<'_, S> {
     ) -> anyhow::Result<Option<usize>> {
         let max = match &mut self.limiter {
             Some(limiter) => {
-                let max = max.min(limiter.burst() as usize).max(1);
+                let max = max.min(limiter.step() as usize).max(1);
                 self.counters
                     .reader_throttled(limiter.acquire(max as u64, self.stop));
                 max

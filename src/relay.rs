@@ -268,7 +268,8 @@ impl<S: Chunk + 'static> Run<S> {
                 input: rate(totals.bytes_in - self.watch.last_totals.bytes_in, since),
                 output: rate(totals.bytes_out - self.watch.last_totals.bytes_out, since),
             });
-            self.reporter.emit(&snapshot, true);
+            let to_stderr = !self.reporter.quiet;
+            self.reporter.emit(&snapshot, to_stderr);
             self.watch.last_totals = totals;
             self.watch.last_sample = now;
             let interval = self.watch.interval.unwrap_or(Duration::MAX);

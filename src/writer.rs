@@ -27,20 +27,20 @@ static NEVER: AtomicBool = AtomicBool::new(false);
 
 impl<S: Chunk> Writer<'_, S> {
     /// How much of the slot's unsent bytes the next write may carry, and what that costs the
-    /// limiter. A write never exceeds the burst, so a limited stream flows instead of lumping.
+    /// limiter. A write never exceeds half the burst, so a limited stream flows instead of lumping.
     fn next_piece(&self, slot: &S) -> (usize, u64) {
         let unsent = slot.unsent_len();
         match &self.pace {
             None => (unsent, 0),
             Some(Pace::Bytes(limiter)) => {
-                let piece = unsent.min(limiter.burst() as usize);
+                let piece = unsent.min(limiter.step() as usize);
                 (piece, piece as u64)
             }
             Some(Pace::Records(limiter, delimiter)) => {
                 let data = slot.unsent().unwrap_or_default();
-                let burst = limiter.burst() as usize;
+                let step = limiter.step() as usize;
                 match memchr::memchr_iter(*delimiter, data)
-                    .take(burst)
+                    .take(step)
                     .enumerate()
                     .last()
                 {

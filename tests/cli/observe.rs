@@ -1,0 +1,209 @@
+//! Rate limits, periodic records, the live line, the stats file and the stall watchdog.
+
+use std::io::{Read, Write};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::util::{Json, TempDir, bpipe, random_bytes, run, sh};
+
+fn within(value: f64, target: f64, margin: f64) -> bool {
+    (value - target).abs() <= target * margin
+}
+
+#[test]
+fn rate_limit_paces_the_output() {
+    let input = random_bytes(2 << 20, 31);
+    let out = run(&["-L", "1MiB", "--stats-format", "json"], &input);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(out.stdout == input, "rate limiting changed the bytes");
+    let secs = out.elapsed.as_secs_f64();
+    assert!(within(secs, 2.0, 0.10), "2 MiB at 1 MiB/s took {secs:.2}s");
+    assert!(out.json().f64("throttled_s") > 1.0, "{:?}", out.json());
+}
+
+#[test]
+fn read_rate_paces_the_input() {
+    let input = random_bytes(2 << 20, 32);
+    let out = run(&["--read-rate", "1MiB/s", "-q"], &input);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(out.stdout == input);
+    let secs = out.elapsed.as_secs_f64();
+    assert!(within(secs, 2.0, 0.10), "2 MiB at 1 MiB/s took {secs:.2}s");
+}
+
+#[test]
+fn idle_time_earns_no_burst_beyond_the_cap() {
+    let mut child = bpipe(&["-q", "-L", "256KiB"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let first = random_bytes(256 << 10, 33);
+    let second = random_bytes(1 << 20, 34);
+    let expected = [&first[..], &second].concat();
+    let feeder = std::thread::spawn(move || {
+        stdin.write_all(&first).unwrap();
+        std::thread::sleep(Duration::from_secs(3));
+        let sent = Instant::now();
+        stdin.write_all(&second).unwrap();
+        sent
+    });
+    let mut received = vec![0u8; expected.len()];
+    stdout.read_exact(&mut received).unwrap();
+    let took = feeder.join().unwrap().elapsed();
+    assert!(received == expected);
+    assert!(child.wait().unwrap().success());
+    // The default burst is max(one chunk, rate / 10) = 64 KiB: the rest must wait for the rate.
+    let floor = (1024.0 - 64.0) / 256.0;
+    assert!(
+        took.as_secs_f64() >= floor * 0.9,
+        "1 MiB after idle arrived in {took:?}"
+    );
+}
+
+#[test]
+fn line_rate_counts_records() {
+    let input: Vec<u8> = (0..200)
+        .flat_map(|i| format!("line {i}\n").into_bytes())
+        .collect();
+    let out = run(&["-q", "-l", "--rate-unit", "lines", "-L", "100"], &input);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert_eq!(out.stdout, input);
+    let secs = out.elapsed.as_secs_f64();
+    assert!(
+        (1.6..2.5).contains(&secs),
+        "200 lines at 100/s took {secs:.2}s"
+    );
+}
+
+#[test]
+fn intervals_print_records_with_rates() {
+    let out = sh(
+        r#"(echo start; sleep 1; echo end) | "$BPIPE" -i 100ms --stats-format json > /dev/null"#,
+    );
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let intervals: Vec<Json> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("\"event\":\"interval\""))
+        .map(Json::parse)
+        .collect();
+    assert!(
+        (7..=13).contains(&intervals.len()),
+        "{} interval records",
+        intervals.len()
+    );
+    for record in &intervals {
+        assert!(record.f64("rate_in_Bps") >= 0.0 && record.f64("rate_out_Bps") >= 0.0);
+        assert!(record.0.iter().all(|(k, _)| k != "exit_status"));
+    }
+    assert_eq!(
+        out.stderr
+            .lines()
+            .last()
+            .map(Json::parse)
+            .unwrap()
+            .get("event"),
+        "exit"
+    );
+    let human = sh(r#"(echo start; sleep 0.8) | "$BPIPE" -i 100ms > /dev/null"#);
+    assert!(
+        human
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("bpipe: [interval] "))
+            .count()
+            >= 3,
+        "{}",
+        human.stderr
+    );
+}
+
+#[test]
+fn stats_file_gets_every_record_as_json_lines() {
+    let dir = TempDir::new("stats-file");
+    let path = dir.path("stats.jsonl");
+    let script = format!(
+        r#"(echo a; sleep 0.5) | "$BPIPE" -q -i 100ms --stats-file '{}' > /dev/null"#,
+        path.display()
+    );
+    let out = sh(&script);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(
+        out.stderr.is_empty(),
+        "-q must keep stderr quiet: {}",
+        out.stderr
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let records: Vec<Json> = text.lines().map(Json::parse).collect();
+    assert!(records.len() >= 4, "{text}");
+    assert_eq!(records.last().unwrap().get("event"), "exit");
+    assert_eq!(records.last().unwrap().u64("bytes_out"), 2);
+}
+
+#[test]
+fn progress_draws_only_on_a_terminal() {
+    let out = sh(r#"script -qec "(echo x; sleep 0.6) | '$BPIPE' -p -s 4 > /dev/null" /dev/null"#);
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(screen.contains("\r\u{1b}[K"), "no redraw: {screen:?}");
+    assert!(
+        screen.contains("queue [") && screen.contains("50%"),
+        "{screen:?}"
+    );
+    assert!(
+        screen.contains("bpipe: 2 B in "),
+        "no summary after the line: {screen:?}"
+    );
+    let plain = sh(r#"(echo x; sleep 0.5) | "$BPIPE" -p > /dev/null"#);
+    assert_eq!(plain.stderr.lines().count(), 1, "{}", plain.stderr);
+    assert!(!plain.stderr.contains('\r'));
+}
+
+#[test]
+fn stalled_input_is_named() {
+    let out = sh(r#"(sleep 4) | "$BPIPE" --stall-timeout 1s --stats-format json"#);
+    assert_eq!(out.code(), 4, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("bpipe: input stalled: nothing read for 1s"),
+        "{}",
+        out.stderr
+    );
+    let last = Json::parse(out.stderr.lines().last().unwrap());
+    assert_eq!(last.u64("exit_status"), 4);
+    assert!(last.f64("elapsed_s") < 2.5, "{last:?}");
+}
+
+#[test]
+fn stalled_output_is_named() {
+    let out = sh(
+        r#"head -c 100M /dev/zero | "$BPIPE" --stall-timeout 1s --stats-format json | sleep 5; echo "${PIPESTATUS[1]}""#,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "4",
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("bpipe: output stalled: nothing written for 1s"),
+        "{}",
+        out.stderr
+    );
+    let last = Json::parse(out.stderr.lines().last().unwrap());
+    assert_eq!(
+        last.u64("bytes_in"),
+        last.u64("bytes_out") + last.u64("bytes_dropped") + last.u64("bytes_unsent")
+    );
+}
+
+#[test]
+fn a_slow_but_moving_producer_is_not_a_stall() {
+    let out =
+        sh(r#"for i in 1 2 3 4 5 6; do echo $i; sleep 0.3; done | "$BPIPE" -q --stall-timeout 1s"#);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6);
+}
