@@ -10,6 +10,7 @@ pub mod reader;
 pub mod relay;
 pub mod signals;
 pub mod slot;
+pub mod splice;
 pub mod stats;
 pub mod sys;
 pub mod units;

@@ -126,6 +126,13 @@ impl<S: Slot> Queue<S> {
         }
     }
 
+    /// Hands the queue every slot it may use, made up front.
+    pub fn stock(&self, slots: Vec<S>) {
+        let mut state = self.lock();
+        state.created += slots.len();
+        state.free.extend(slots);
+    }
+
     pub fn capacity_chunks(&self) -> usize {
         self.limits.chunks
     }

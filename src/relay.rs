@@ -20,8 +20,10 @@ use crate::queue::{Limits, Queue};
 use crate::reader::{ReadEnd, Reader};
 use crate::signals;
 use crate::slot::{Chunk, MemSlot};
+use crate::splice::{self, PipeSlot};
 use crate::stats::{Counters, Event, Rates, Snapshot, Totals};
 use crate::sys;
+use crate::units::human_bytes;
 use crate::writer::{Pace, Writer};
 
 /// How often a stop request re-sends its wake-up to a reader blocked in read.
@@ -480,8 +482,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     let watch = Watch::new(cli, progress, Instant::now());
     let paces = paces(cli, plan.chunk_size);
     let chunk_size = plan.chunk_size;
-    let make = move || Ok(MemSlot::new(chunk_size));
-    let setup = Setup {
+    let mut setup = Setup {
         plan,
         inputs,
         output,
@@ -490,10 +491,36 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         paces,
         channel: (tx, rx),
     };
+    if !cli.no_splice && !setup.plan.line_mode {
+        match splice::ring(setup.plan.limits.slots, chunk_size) {
+            Ok(ring) => {
+                setup.plan.path = "splice";
+                let refuse = || Err(io::Error::other("every slot of the splice ring is in use"));
+                return Ok(relay(
+                    setup,
+                    ring,
+                    move |reader: Reader<'_, PipeSlot>, inputs: &[Endpoint]| {
+                        reader.run(inputs, refuse)
+                    },
+                ));
+            }
+            Err(e) if !cli.quiet => {
+                let why = anyhow::Error::new(e).context(format!(
+                    "cannot make {} pipes of {} for the splice ring; using the copy path",
+                    setup.plan.limits.slots,
+                    human_bytes(chunk_size as u64)
+                ));
+                setup.reporter.error(&why);
+            }
+            Err(_) => {}
+        }
+    }
+    let make = move || Ok(MemSlot::new(chunk_size));
     let outcome = if setup.plan.line_mode {
         let delimiter = setup.plan.delimiter;
         relay(
             setup,
+            Vec::new(),
             move |reader: Reader<'_, MemSlot>, inputs: &[Endpoint]| {
                 reader.run_lines(inputs, delimiter, make)
             },
@@ -501,6 +528,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     } else {
         relay(
             setup,
+            Vec::new(),
             move |reader: Reader<'_, MemSlot>, inputs: &[Endpoint]| reader.run(inputs, make),
         )
     };
@@ -558,6 +586,7 @@ fn spawn<T: Send + 'static>(
 /// Starts the reader and the writer on slots of type `S`, steers the run, and reports its end.
 fn relay<S: Chunk + 'static>(
     setup: Setup,
+    slots: Vec<S>,
     read: impl FnOnce(Reader<'_, S>, &[Endpoint]) -> anyhow::Result<ReadEnd> + Send + 'static,
 ) -> Outcome {
     let Setup {
@@ -575,6 +604,7 @@ fn relay<S: Chunk + 'static>(
         counters: Counters::default(),
         stop: AtomicBool::new(false),
     });
+    shared.queue.stock(slots);
     let reader_thread = {
         let (shared, tx, policy, chunk_size) = (
             Arc::clone(&shared),

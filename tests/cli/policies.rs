@@ -226,7 +226,11 @@ fn line_mode_keeps_records_longer_than_a_chunk_whole() {
             let number: usize = number
                 .parse()
                 .unwrap_or_else(|_| panic!("{policy}: cut line"));
-            let expected = if number.is_multiple_of(10) { 20_000 } else { 50 };
+            let expected = if number.is_multiple_of(10) {
+                20_000
+            } else {
+                50
+            };
             assert_eq!(filler.len(), expected, "{policy}: record {number} was cut");
             assert!(previous < Some(number));
             previous = Some(number);

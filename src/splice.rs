@@ -1,0 +1,248 @@
+//! The zero-copy path: each queue slot is an internal pipe, filled from the input and drained
+//! into the output with splice(2), so the data never enters bpipe's memory.
+//!
+//! Each stream falls back to read/write on its own the first time the kernel refuses to splice
+//! it (`EINVAL` for an `O_APPEND` output or a terminal, `ENOSYS`, `EOPNOTSUPP`): the slot pipe
+//! is then filled with `write` or drained with `read`, and the queue never notices.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr;
+use std::sync::OnceLock;
+
+use crate::queue::Slot;
+use crate::slot::Chunk;
+use crate::sys;
+
+pub struct PipeSlot {
+    read_end: OwnedFd,
+    write_end: OwnedFd,
+    len: usize,
+}
+
+/// What the read/write fallback moves per call.
+const FALLBACK_BUFFER: usize = 128 * 1024;
+
+/// Whether splice works for a stream, and the buffer its fallback copies through.
+#[derive(Default)]
+pub struct Stream {
+    copy: Option<Vec<u8>>,
+}
+
+impl Stream {
+    /// Takes up the fallback after `error`, or returns the error when it is not a refusal.
+    fn fall_back(&mut self, error: io::Error) -> io::Result<()> {
+        match error.raw_os_error() {
+            Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => {
+                self.copy = Some(vec![0; FALLBACK_BUFFER]);
+                Ok(())
+            }
+            _ => Err(error),
+        }
+    }
+}
+
+fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    // SAFETY: both descriptors are open; null offsets use and advance the files' own offsets.
+    let moved = unsafe {
+        libc::splice(
+            from,
+            ptr::null_mut(),
+            to,
+            ptr::null_mut(),
+            len,
+            libc::SPLICE_F_MOVE,
+        )
+    };
+    if moved < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(moved as usize)
+    }
+}
+
+fn dev_null() -> io::Result<RawFd> {
+    static DEV_NULL: OnceLock<File> = OnceLock::new();
+    if let Some(file) = DEV_NULL.get() {
+        return Ok(file.as_raw_fd());
+    }
+    let file = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+    Ok(DEV_NULL.get_or_init(|| file).as_raw_fd())
+}
+
+impl PipeSlot {
+    /// A pipe that holds at least `chunk` bytes. Fails when the kernel will not grant that
+    /// (`/proc/sys/fs/pipe-max-size`, or the per-user pipe budget).
+    pub fn new(chunk: usize) -> io::Result<PipeSlot> {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe2(2) returns.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: pipe2 just returned these descriptors and nothing else owns them.
+        let (read_end, write_end) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let granted = sys::grow_pipe(write_end.as_raw_fd(), chunk)?;
+        if granted < chunk {
+            return Err(io::Error::other(format!(
+                "the kernel granted a {granted}-byte pipe"
+            )));
+        }
+        Ok(PipeSlot {
+            read_end,
+            write_end,
+            len: 0,
+        })
+    }
+}
+
+impl Slot for PipeSlot {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn records(&self, _: u8, _: bool) -> u64 {
+        // Line mode reads the data, so it never runs on pipe slots.
+        0
+    }
+}
+
+impl Chunk for PipeSlot {
+    type Stream = Stream;
+
+    fn fill(&mut self, fd: RawFd, max: usize, stream: &mut Stream) -> io::Result<usize> {
+        if stream.copy.is_none() {
+            match splice(fd, self.write_end.as_raw_fd(), max) {
+                Ok(n) => {
+                    self.len += n;
+                    return Ok(n);
+                }
+                Err(e) => stream.fall_back(e)?,
+            }
+        }
+        let buf = stream
+            .copy
+            .as_mut()
+            .expect("the fallback buffer was just made");
+        let limit = max.min(buf.len());
+        let n = sys::read(fd, &mut buf[..limit])?;
+        sys::write_all(self.write_end.as_raw_fd(), &buf[..n])?;
+        self.len += n;
+        Ok(n)
+    }
+
+    fn drain(&mut self, fd: RawFd, max: usize, stream: &mut Stream) -> io::Result<usize> {
+        let max = max.min(self.len);
+        if stream.copy.is_none() {
+            match splice(self.read_end.as_raw_fd(), fd, max) {
+                Ok(n) => {
+                    self.len -= n;
+                    return Ok(n);
+                }
+                Err(e) => stream.fall_back(e)?,
+            }
+        }
+        let buf = stream
+            .copy
+            .as_mut()
+            .expect("the fallback buffer was just made");
+        let limit = max.min(buf.len());
+        let n = sys::read(self.read_end.as_raw_fd(), &mut buf[..limit])?;
+        // Once taken from the slot pipe the bytes exist only here: finish writing them.
+        self.len -= n;
+        sys::write_all(fd, &buf[..n])?;
+        Ok(n)
+    }
+
+    fn unsent_len(&self) -> usize {
+        self.len
+    }
+
+    fn unsent(&self) -> Option<&[u8]> {
+        None
+    }
+
+    fn clear(&mut self) -> io::Result<()> {
+        while self.len > 0 {
+            let n = splice(self.read_end.as_raw_fd(), dev_null()?, self.len)?;
+            self.len -= n;
+        }
+        Ok(())
+    }
+}
+
+/// The ring of slot pipes, made up front so that a refusal shows before any byte moves.
+pub fn ring(slots: usize, chunk: usize) -> io::Result<Vec<PipeSlot>> {
+    (0..slots).map(|_| PipeSlot::new(chunk)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipe() -> (OwnedFd, OwnedFd) {
+        let slot = PipeSlot::new(4096).unwrap();
+        (slot.read_end, slot.write_end)
+    }
+
+    #[test]
+    fn a_slot_moves_bytes_by_splice() {
+        let (in_r, in_w) = pipe();
+        let (out_r, out_w) = pipe();
+        sys::write_all(in_w.as_raw_fd(), b"spliced bytes").unwrap();
+        let mut slot = PipeSlot::new(64 * 1024).unwrap();
+        let mut stream = Stream::default();
+        assert_eq!(slot.fill(in_r.as_raw_fd(), 1000, &mut stream).unwrap(), 13);
+        assert_eq!(slot.len(), 13);
+        assert_eq!(slot.drain(out_w.as_raw_fd(), 5, &mut stream).unwrap(), 5);
+        assert_eq!(slot.drain(out_w.as_raw_fd(), 100, &mut stream).unwrap(), 8);
+        assert!(
+            stream.copy.is_none(),
+            "splice between pipes must not fall back"
+        );
+        let mut buf = [0u8; 32];
+        assert_eq!(sys::read(out_r.as_raw_fd(), &mut buf).unwrap(), 13);
+        assert_eq!(&buf[..13], b"spliced bytes");
+    }
+
+    #[test]
+    fn an_append_output_falls_back_to_copying() {
+        let path = std::env::temp_dir().join(format!("bpipe-splice-append-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let (in_r, in_w) = pipe();
+        sys::write_all(in_w.as_raw_fd(), b"appended").unwrap();
+        let mut slot = PipeSlot::new(4096).unwrap();
+        let mut reading = Stream::default();
+        let mut writing = Stream::default();
+        slot.fill(in_r.as_raw_fd(), 4096, &mut reading).unwrap();
+        while slot.len() > 0 {
+            slot.drain(file.as_raw_fd(), 4096, &mut writing).unwrap();
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), b"appended");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn clear_discards_what_a_slot_holds() {
+        let (in_r, in_w) = pipe();
+        sys::write_all(in_w.as_raw_fd(), &[7u8; 3000]).unwrap();
+        let mut slot = PipeSlot::new(4096).unwrap();
+        slot.fill(in_r.as_raw_fd(), 4096, &mut Stream::default())
+            .unwrap();
+        slot.clear().unwrap();
+        assert_eq!(slot.len(), 0);
+        sys::write_all(in_w.as_raw_fd(), b"next").unwrap();
+        slot.fill(in_r.as_raw_fd(), 4096, &mut Stream::default())
+            .unwrap();
+        let (out_r, out_w) = pipe();
+        slot.drain(out_w.as_raw_fd(), 4096, &mut Stream::default())
+            .unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(sys::read(out_r.as_raw_fd(), &mut buf).unwrap(), 4);
+    }
+}

@@ -1,0 +1,161 @@
+//! The zero-copy path moves the same bytes as the copy path, whatever the descriptors are, and
+//! says which path it took.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::process::Stdio;
+
+use crate::util::{DEADLINE, Json, Running, TempDir, bpipe, finish, random_bytes, run};
+
+fn path_taken(stderr: &str) -> String {
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .expect("a JSON record");
+    Json::parse(line).get("path").to_string()
+}
+
+#[test]
+fn the_json_stats_say_which_path_was_taken() {
+    let input = random_bytes(1 << 20, 41);
+    let spliced = run(&["--stats-format", "json"], &input);
+    assert!(spliced.stdout == input);
+    // Splice needs nothing a normal Linux lacks; when the ring cannot be made, a note says so.
+    let expected = if spliced.stderr.contains("using the copy path") {
+        "copy"
+    } else {
+        "splice"
+    };
+    assert_eq!(path_taken(&spliced.stderr), expected);
+    let copied = run(&["--stats-format", "json", "--no-splice"], &input);
+    assert_eq!(path_taken(&copied.stderr), "copy");
+    assert!(copied.stdout == spliced.stdout);
+    let lines = run(&["--stats-format", "json", "-l"], &input);
+    assert_eq!(path_taken(&lines.stderr), "copy");
+}
+
+#[test]
+fn pipes_and_odd_sizes_are_byte_exact() {
+    for len in [0, 1, 4095, 4097, 65_537, 3_000_001] {
+        let input = random_bytes(len, len as u64);
+        for chunk in ["1", "7", "4096", "65537", "1MiB"] {
+            if chunk == "1" && len > 70_000 {
+                continue;
+            }
+            let out = run(&["-q", "-b", chunk, "-n", "3"], &input);
+            assert_eq!(out.code(), 0, "{}", out.stderr);
+            assert!(out.stdout == input, "len {len} chunk {chunk}");
+        }
+    }
+}
+
+#[test]
+fn files_on_either_side_are_byte_exact() {
+    let dir = TempDir::new("splice-files");
+    let input = random_bytes(5_000_003, 42);
+    let source = dir.file("in", &input);
+    let target = dir.path("out").to_str().unwrap().to_string();
+    // file -> pipe
+    let out = run(&["-q", &source], b"");
+    assert!(out.stdout == input);
+    // pipe -> file, then file -> file, then file -> appended file
+    for (args, stdin) in [
+        (vec!["-q", "-o", &target], &input[..]),
+        (vec!["-q", &source, "-o", &target], b""),
+        (vec!["-q", &source, &source, "-o", &target, "--append"], b""),
+    ] {
+        let out = run(&args, stdin);
+        assert_eq!(out.code(), 0, "{args:?}: {}", out.stderr);
+    }
+    let written = std::fs::read(&target).unwrap();
+    assert!(
+        written == [&input[..], &input, &input].concat(),
+        "file to file and append"
+    );
+}
+
+#[test]
+fn sockets_on_both_sides_are_byte_exact() {
+    let input = random_bytes(4_000_001, 43);
+    let (mut producer, bpipe_in) = UnixStream::pair().unwrap();
+    let (bpipe_out, mut consumer) = UnixStream::pair().unwrap();
+    let child = bpipe(&["-q"])
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(bpipe_in)))
+        .stdout(Stdio::from(std::os::fd::OwnedFd::from(bpipe_out)))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let feed = input.clone();
+    let feeder = std::thread::spawn(move || {
+        producer.write_all(&feed).unwrap();
+        producer.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let reader = std::thread::spawn(move || {
+        let mut received = Vec::new();
+        consumer.read_to_end(&mut received).unwrap();
+        received
+    });
+    let out = finish(child, DEADLINE);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    feeder.join().unwrap();
+    assert!(reader.join().unwrap() == input);
+}
+
+#[test]
+fn policies_and_rate_limits_hold_on_both_paths() {
+    let input: Vec<u8> = (0..2048u64 * 512).flat_map(|i| i.to_le_bytes()).collect();
+    for path in [&[][..], &["--no-splice"][..]] {
+        for policy in ["drop", "drop-oldest"] {
+            let mut args = vec![
+                "-n",
+                "4",
+                "-b",
+                "16KiB",
+                "--on-full",
+                policy,
+                "--stats-format",
+                "json",
+            ];
+            args.extend_from_slice(path);
+            let mut bp = Running::start(&args, input.clone(), false);
+            let received = bp.read_slowly(usize::MAX, 2 << 20);
+            let out = bp.finish(received);
+            assert_eq!(out.code(), 0, "{}", out.stderr);
+            let words: Vec<u64> = out
+                .stdout
+                .chunks(8)
+                .map(|w| u64::from_le_bytes(w.try_into().unwrap()))
+                .collect();
+            assert!(
+                words.windows(2).all(|p| p[1] > p[0]),
+                "{policy} {path:?}: out of order"
+            );
+            let json = Json::parse(out.stderr.lines().last().unwrap());
+            assert!(json.u64("bytes_dropped") > 0, "{policy} {path:?}");
+            assert_eq!(
+                json.u64("bytes_in"),
+                json.u64("bytes_out") + json.u64("bytes_dropped")
+            );
+        }
+        let mut args = vec!["-n", "2", "--on-full", "fail", "--stats-format", "json"];
+        args.extend_from_slice(path);
+        let bp = Running::start(&args, random_bytes(8 << 20, 44), false);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let out = bp.finish(Vec::new());
+        assert_eq!(out.code(), 3, "{path:?}: {}", out.stderr);
+        let json = Json::parse(out.stderr.lines().last().unwrap());
+        assert_eq!(
+            json.u64("bytes_in"),
+            json.u64("bytes_out") + json.u64("bytes_dropped")
+        );
+        let small = random_bytes(300_000, 45);
+        let mut args = vec!["-q", "-L", "2MiB"];
+        args.extend_from_slice(path);
+        let limited = run(&args, &small);
+        assert!(
+            limited.stdout == small,
+            "{path:?}: rate limiting changed the bytes"
+        );
+    }
+}
