@@ -43,23 +43,41 @@ impl Stream {
     }
 }
 
-fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+fn splice_with(from: RawFd, to: RawFd, len: usize, flags: libc::c_uint) -> io::Result<usize> {
     // SAFETY: both descriptors are open; null offsets use and advance the files' own offsets.
-    let moved = unsafe {
-        libc::splice(
-            from,
-            ptr::null_mut(),
-            to,
-            ptr::null_mut(),
-            len,
-            libc::SPLICE_F_MOVE,
-        )
-    };
+    let moved = unsafe { libc::splice(from, ptr::null_mut(), to, ptr::null_mut(), len, flags) };
     if moved < 0 {
         Err(io::Error::last_os_error())
     } else {
         Ok(moved as usize)
     }
+}
+
+fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    splice_with(from, to, len, libc::SPLICE_F_MOVE)
+}
+
+/// Tops a slot up with whatever more the input has ready right now, without waiting: the first
+/// splice already waited for data, so promptness is kept, and a fast producer fills whole slots.
+/// SPLICE_F_NONBLOCK only makes the pipe sides non-blocking; the input's own flags, shared with
+/// other processes, are left alone.
+fn top_up(from: RawFd, to: RawFd, mut room: usize) -> usize {
+    let mut moved = 0;
+    while room > 0 {
+        match splice_with(
+            from,
+            to,
+            room,
+            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+        ) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                moved += n;
+                room -= n;
+            }
+        }
+    }
+    moved
 }
 
 fn dev_null() -> io::Result<RawFd> {
@@ -114,7 +132,9 @@ impl Chunk for PipeSlot {
     fn fill(&mut self, fd: RawFd, max: usize, stream: &mut Stream) -> io::Result<usize> {
         if stream.copy.is_none() {
             match splice(fd, self.write_end.as_raw_fd(), max) {
+                Ok(0) => return Ok(0),
                 Ok(n) => {
+                    let n = n + top_up(fd, self.write_end.as_raw_fd(), max - n);
                     self.len += n;
                     return Ok(n);
                 }
