@@ -240,7 +240,7 @@ timed_run() { # workload label round
 VERIFY_CKSUM=$(cksum <"$WORK/verify.src")
 
 log "compare: $SIZE_GIB GiB ($BYTES bytes) per run, $ROUNDS rounds, workloads: $WORKLOADS"
-log "bpipe: ${BPIPE:-not available}"
+log "bpipe: ${BPIPE_INFO:-not available}"
 
 BIG= COPY=
 for wl in $WORKLOADS; do
@@ -286,7 +286,7 @@ done
 {
     echo "# bpipe compare: $SIZE_GIB GiB per run, $ROUNDS rounds ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -r))"
     echo
-    echo "bpipe: ${BPIPE:-not built}; file workload in $FILE_DIR; raw data: $TSV"
+    echo "bpipe: ${BPIPE_INFO:-not built}; file workload in $FILE_DIR; raw data: $TSV"
     if (( ${#NOTES[@]} )); then
         echo
         print_notes

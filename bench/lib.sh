@@ -1,7 +1,8 @@
 # bench/lib.sh - helpers shared by compare.sh and rate.sh (sourced, not run).
 #
-# Sets: BENCH_DIR, ROOT, BUILD_DIR, PRODUCER, CONSUMER, BPIPE (empty when
-# bpipe could not be built), WORK (a private temp dir removed on exit).
+# Sets: BENCH_DIR, ROOT, BUILD_DIR, PRODUCER, CONSUMER, BPIPE (a private
+# copy of the binary; empty when bpipe could not be built), BPIPE_INFO
+# (where it came from), WORK (a private temp dir removed on exit).
 # Environment knobs:
 #   BUILD_DIR   where producer/consumer are compiled (default bench/.build)
 #   BPIPE       use this bpipe binary; skips `cargo build`
@@ -53,6 +54,7 @@ build_bpipe() {
     if [[ -n ${BPIPE:-} ]]; then
         [[ -x $BPIPE ]] || die "BPIPE=$BPIPE is not an executable"
         log "using BPIPE=$BPIPE (no cargo build)"
+        snapshot_bpipe
         return
     fi
     local target=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -72,10 +74,21 @@ build_bpipe() {
     fi
     if [[ -x $target/release/bpipe ]]; then
         BPIPE=$target/release/bpipe
+        snapshot_bpipe
     else
         note "bpipe: $target/release/bpipe not found: bpipe rows skipped"
         BPIPE=
     fi
+}
+
+# Run a private copy, so that a rebuild of target/release/bpipe while the
+# benchmark runs cannot change the binary between rounds.
+# BPIPE_INFO describes what was copied, for the report.
+snapshot_bpipe() {
+    mkdir -p "$WORK/bin"
+    cp "$BPIPE" "$WORK/bin/bpipe"
+    BPIPE_INFO="$BPIPE (copied at start; modified $(date -u -r "$BPIPE" '+%Y-%m-%d %H:%M:%S UTC'), sha256 $(sha256sum "$BPIPE" | cut -c1-12))"
+    BPIPE=$WORK/bin/bpipe
 }
 
 # need_time: GNU time is used to get the relay's own CPU time and peak RSS.

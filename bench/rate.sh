@@ -178,7 +178,7 @@ fi
 {
     echo "# bpipe rate limiting ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -r))"
     echo
-    echo "bpipe: ${BPIPE:-not built}; raw data: $RESULTS_DIR/*-$STAMP.tsv"
+    echo "bpipe: ${BPIPE_INFO:-not built}; raw data: $RESULTS_DIR/*-$STAMP.tsv"
     if (( ${#NOTES[@]} )); then
         echo
         print_notes
