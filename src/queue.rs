@@ -8,9 +8,25 @@
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use std::{hint, thread};
 
 use crate::cli::OnFull;
 use crate::stats::Counters;
+
+/// Rounds of backing off, with the lock released, before a stage sleeps on its condvar. The
+/// other stage usually acts within microseconds, and a futex sleep and wake-up costs more than
+/// that on both sides.
+const BACK_OFF_ROUNDS: u32 = 8;
+
+fn back_off(round: u32) {
+    if round <= 4 {
+        for _ in 0..(4 << round) {
+            hint::spin_loop();
+        }
+    } else {
+        thread::yield_now();
+    }
+}
 
 /// What the queue needs to know of a slot.
 pub trait Slot: Send {
@@ -146,7 +162,19 @@ impl<S: Slot> Queue<S> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn wait_for_room<'a>(&self, mut state: MutexGuard<'a, State<S>>) -> MutexGuard<'a, State<S>> {
+    /// Waits for the writer to take a chunk or return a slot: first a few rounds of backing
+    /// off, then asleep on the condvar.
+    fn wait_for_room<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, State<S>>,
+        round: &mut u32,
+    ) -> MutexGuard<'a, State<S>> {
+        if *round < BACK_OFF_ROUNDS {
+            *round += 1;
+            drop(state);
+            back_off(*round);
+            return self.lock();
+        }
         state.reader_wait_start = Some(Instant::now());
         state = self.room.wait(state).unwrap_or_else(|e| e.into_inner());
         if let Some(start) = state.reader_wait_start.take() {
@@ -159,6 +187,7 @@ impl<S: Slot> Queue<S> {
     /// `None` once the relay is closing.
     pub fn acquire<E>(&self, make: impl FnOnce() -> Result<S, E>) -> Result<Option<S>, E> {
         let mut state = self.lock();
+        let mut round = 0;
         loop {
             if state.closed {
                 return Ok(None);
@@ -171,13 +200,14 @@ impl<S: Slot> Queue<S> {
                 drop(state);
                 return make().map(Some);
             }
-            state = self.wait_for_room(state);
+            state = self.wait_for_room(state, &mut round);
         }
     }
 
     /// Offers a filled chunk, applying the overload policy when the queue is full.
     pub fn push(&self, item: Item<S>, policy: OnFull, counters: &Counters) -> Push<S> {
         let mut state = self.lock();
+        let mut round = 0;
         loop {
             if state.closed {
                 return Push::Closed;
@@ -198,17 +228,17 @@ impl<S: Slot> Queue<S> {
                 return Push::Queued;
             }
             match policy {
-                OnFull::Block => state = self.wait_for_room(state),
+                OnFull::Block => state = self.wait_for_room(state, &mut round),
                 OnFull::Drop if item.starts_record => {
                     state.dropping_record = !item.ends_record;
                     counters.dropped(item.len, self.records(&item));
                     return Push::Dropped(item.slot);
                 }
                 // The head of this record is already accepted: dropping the rest would cut it.
-                OnFull::Drop => state = self.wait_for_room(state),
+                OnFull::Drop => state = self.wait_for_room(state, &mut round),
                 OnFull::DropOldest => {
                     if !self.evict_oldest_record(&mut state, counters) {
-                        state = self.wait_for_room(state);
+                        state = self.wait_for_room(state, &mut round);
                     }
                 }
                 OnFull::Fail => {
@@ -288,6 +318,7 @@ impl<S: Slot> Queue<S> {
         if let Some(slot) = emptied {
             state.free.push(slot);
         }
+        let mut round = 0;
         loop {
             if state.closed {
                 return None;
@@ -307,6 +338,13 @@ impl<S: Slot> Queue<S> {
             if state.reader_wait_start.is_some() {
                 // The reader may be waiting for a free slot rather than for room.
                 self.room.notify_one();
+            }
+            if round < BACK_OFF_ROUNDS {
+                round += 1;
+                drop(state);
+                back_off(round);
+                state = self.lock();
+                continue;
             }
             state.writer_wait_start = Some(Instant::now());
             state = self.data.wait(state).unwrap_or_else(|e| e.into_inner());
