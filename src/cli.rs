@@ -62,7 +62,7 @@ pub enum RateUnit {
 #[derive(Parser, Debug)]
 #[command(name = "bpipe", version, after_help = EXIT_STATUS, max_term_width = 100)]
 pub struct Cli {
-    /// Read these files in order instead of standard input; `-` is standard input.
+    /// Read these files in order instead of standard input; - is standard input.
     #[arg(value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub files: Vec<PathBuf>,
 
@@ -80,16 +80,16 @@ pub struct Cli {
 
     /// Chunk size: the most one read moves [1 byte to 1GiB].
     #[arg(short = 'b', long, value_name = "SIZE", default_value = "64KiB",
-          value_parser = units::parse_chunk_size, help_heading = BUFFERING)]
+          value_parser = units::parse_chunk_size, value_hint = ValueHint::Other, help_heading = BUFFERING)]
     pub chunk_size: usize,
 
     /// Queue capacity in chunks.
     #[arg(short = 'n', long, value_name = "N", default_value_t = 16,
-          value_parser = clap::value_parser!(u32).range(1..), help_heading = BUFFERING)]
+          value_parser = clap::value_parser!(u32).range(1..), value_hint = ValueHint::Other, help_heading = BUFFERING)]
     pub chunks: u32,
 
     /// Queue capacity in bytes; with -n, both bounds hold.
-    #[arg(short = 'm', long, value_name = "SIZE", value_parser = units::parse_positive_size,
+    #[arg(short = 'm', long, value_name = "SIZE", value_parser = units::parse_positive_size, value_hint = ValueHint::Other,
           help_heading = BUFFERING)]
     pub max_buffer: Option<u64>,
 
@@ -112,27 +112,27 @@ pub struct Cli {
 
     /// Exit with status 4 when nothing has moved for DURATION (e.g. 30s), naming the side that
     /// stalled.
-    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration,
+    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration, value_hint = ValueHint::Other,
           help_heading = OVERLOAD)]
     pub stall_timeout: Option<Duration>,
 
     /// Cap the output rate, a size per second (e.g. 10MiB/s).
-    #[arg(short = 'L', long, value_name = "RATE", value_parser = units::parse_rate,
+    #[arg(short = 'L', long, value_name = "RATE", value_parser = units::parse_rate, value_hint = ValueHint::Other,
           help_heading = RATE)]
     pub rate_limit: Option<u64>,
 
     /// Cap the input rate, a size per second.
-    #[arg(long, value_name = "RATE", value_parser = units::parse_rate, help_heading = RATE)]
+    #[arg(long, value_name = "RATE", value_parser = units::parse_rate, value_hint = ValueHint::Other, help_heading = RATE)]
     pub read_rate: Option<u64>,
 
-    /// What --rate-limit counts; `lines` needs --lines.
+    /// What --rate-limit counts; lines needs --lines.
     #[arg(long, value_name = "UNIT", value_enum, default_value_t = RateUnit::Bytes,
           help_heading = RATE)]
     pub rate_unit: RateUnit,
 
     /// The most that may go out faster than the rate after idle time [default: the larger of
     /// one chunk and 1/10 s of the rate; in records with --rate-unit lines].
-    #[arg(long, value_name = "SIZE", value_parser = units::parse_positive_size,
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_positive_size, value_hint = ValueHint::Other,
           help_heading = RATE)]
     pub burst: Option<u64>,
 
@@ -146,7 +146,7 @@ pub struct Cli {
     pub stats_format: StatsFormat,
 
     /// Print a stats record every DURATION (e.g. 1s, 250ms).
-    #[arg(short, long, value_name = "DURATION", value_parser = units::parse_duration,
+    #[arg(short, long, value_name = "DURATION", value_parser = units::parse_duration, value_hint = ValueHint::Other,
           help_heading = REPORTING)]
     pub interval: Option<Duration>,
 
@@ -155,11 +155,11 @@ pub struct Cli {
     pub progress: bool,
 
     /// Expected total size, for percent and ETA in --progress.
-    #[arg(short, long, value_name = "SIZE", value_parser = units::parse_positive_size,
+    #[arg(short, long, value_name = "SIZE", value_parser = units::parse_positive_size, value_hint = ValueHint::Other,
           help_heading = REPORTING)]
     pub size: Option<u64>,
 
-    /// Also append every stats record to PATH as JSON Lines.
+    /// Also write every stats record to PATH (created or truncated) as JSON Lines.
     #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath, help_heading = REPORTING)]
     pub stats_file: Option<PathBuf>,
 }

@@ -194,6 +194,7 @@ impl Chunk for PipeSlot {
 
 /// The ring of slot pipes, made up front so that a refusal shows before any byte moves.
 pub fn ring(slots: usize, chunk: usize) -> io::Result<Vec<PipeSlot>> {
+    sys::raise_fd_limit(2 * slots as u64 + 64);
     (0..slots).map(|_| PipeSlot::new(chunk)).collect()
 }
 

@@ -63,6 +63,19 @@ pub fn grow_pipe(fd: RawFd, bytes: usize) -> io::Result<usize> {
     check(unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, wanted) } as isize)
 }
 
+/// Raises the soft limit on open descriptors to at least `needed`, as far as the hard limit
+/// allows: the splice ring holds two descriptors per slot.
+pub fn raise_fd_limit(needed: u64) {
+    // SAFETY: an all-zero rlimit is valid, and getrlimit/setrlimit only read and write it.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < needed {
+            limit.rlim_cur = needed.min(limit.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
 /// Strips Rust's " (os error N)" so messages read like the C tools': `No space left on device`.
 pub fn describe(error: &io::Error) -> String {
     let text = error.to_string();
