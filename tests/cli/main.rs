@@ -1,8 +1,11 @@
 //! Black-box tests of the bpipe binary, as a user's scripts would run it.
 
+mod generated;
 mod observe;
 mod policies;
+mod readme;
 mod relay;
 mod signals;
+mod splice;
 mod usage;
 mod util;

@@ -1,0 +1,68 @@
+# Generated from bpipe::cli::Cli by tests/cli/generated.rs: do not edit. Refresh with: BPIPE_REGENERATE=1 cargo test --test cli generated
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'bpipe' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'bpipe'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'bpipe' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write to PATH (created or truncated) instead of standard output')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write to PATH (created or truncated) instead of standard output')
+            [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Chunk size: the most one read moves [1 byte to 1GiB]')
+            [CompletionResult]::new('--chunk-size', '--chunk-size', [CompletionResultType]::ParameterName, 'Chunk size: the most one read moves [1 byte to 1GiB]')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Queue capacity in chunks')
+            [CompletionResult]::new('--chunks', '--chunks', [CompletionResultType]::ParameterName, 'Queue capacity in chunks')
+            [CompletionResult]::new('-m', '-m', [CompletionResultType]::ParameterName, 'Queue capacity in bytes; with -n, both bounds hold')
+            [CompletionResult]::new('--max-buffer', '--max-buffer', [CompletionResultType]::ParameterName, 'Queue capacity in bytes; with -n, both bounds hold')
+            [CompletionResult]::new('--on-full', '--on-full', [CompletionResultType]::ParameterName, 'What to do when the queue is full')
+            [CompletionResult]::new('--stall-timeout', '--stall-timeout', [CompletionResultType]::ParameterName, 'Exit with status 4 when nothing has moved for DURATION (e.g. 30s), naming the side that stalled')
+            [CompletionResult]::new('-L', '-L ', [CompletionResultType]::ParameterName, 'Cap the output rate, a size per second (e.g. 10MiB/s)')
+            [CompletionResult]::new('--rate-limit', '--rate-limit', [CompletionResultType]::ParameterName, 'Cap the output rate, a size per second (e.g. 10MiB/s)')
+            [CompletionResult]::new('--read-rate', '--read-rate', [CompletionResultType]::ParameterName, 'Cap the input rate, a size per second')
+            [CompletionResult]::new('--rate-unit', '--rate-unit', [CompletionResultType]::ParameterName, 'What --rate-limit counts; lines needs --lines')
+            [CompletionResult]::new('--burst', '--burst', [CompletionResultType]::ParameterName, 'The most that may go out faster than the rate after idle time [default: the larger of one chunk and 1/10 s of the rate; in records with --rate-unit lines]')
+            [CompletionResult]::new('--stats-format', '--stats-format', [CompletionResultType]::ParameterName, 'Format of the summary and of every stats record')
+            [CompletionResult]::new('-i', '-i', [CompletionResultType]::ParameterName, 'Print a stats record every DURATION (e.g. 1s, 250ms)')
+            [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'Print a stats record every DURATION (e.g. 1s, 250ms)')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Expected total size, for percent and ETA in --progress')
+            [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Expected total size, for percent and ETA in --progress')
+            [CompletionResult]::new('--stats-file', '--stats-file', [CompletionResultType]::ParameterName, 'Also write every stats record to PATH (created or truncated) as JSON Lines')
+            [CompletionResult]::new('--append', '--append', [CompletionResultType]::ParameterName, 'Append to the --output file instead of truncating it')
+            [CompletionResult]::new('--no-splice', '--no-splice', [CompletionResultType]::ParameterName, 'Always use read/write, never the zero-copy splice(2) path')
+            [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Line mode: chunks end at newlines, so drops keep or lose whole records')
+            [CompletionResult]::new('--lines', '--lines', [CompletionResultType]::ParameterName, 'Line mode: chunks end at newlines, so drops keep or lose whole records')
+            [CompletionResult]::new('-0', '-0', [CompletionResultType]::ParameterName, 'Records end at NUL instead of newline (implies --lines)')
+            [CompletionResult]::new('--null', '--null', [CompletionResultType]::ParameterName, 'Records end at NUL instead of newline (implies --lines)')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Same as --on-full drop')
+            [CompletionResult]::new('--drop', '--drop', [CompletionResultType]::ParameterName, 'Same as --on-full drop')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No summary on exit')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No summary on exit')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'A live status line, redrawn in place, when standard error is a terminal')
+            [CompletionResult]::new('--progress', '--progress', [CompletionResultType]::ParameterName, 'A live status line, redrawn in place, when standard error is a terminal')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

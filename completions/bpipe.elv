@@ -1,0 +1,62 @@
+# Generated from bpipe::cli::Cli by tests/cli/generated.rs: do not edit. Refresh with: BPIPE_REGENERATE=1 cargo test --test cli generated
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[bpipe] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'bpipe'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'bpipe'= {
+            cand -o 'Write to PATH (created or truncated) instead of standard output'
+            cand --output 'Write to PATH (created or truncated) instead of standard output'
+            cand -b 'Chunk size: the most one read moves [1 byte to 1GiB]'
+            cand --chunk-size 'Chunk size: the most one read moves [1 byte to 1GiB]'
+            cand -n 'Queue capacity in chunks'
+            cand --chunks 'Queue capacity in chunks'
+            cand -m 'Queue capacity in bytes; with -n, both bounds hold'
+            cand --max-buffer 'Queue capacity in bytes; with -n, both bounds hold'
+            cand --on-full 'What to do when the queue is full'
+            cand --stall-timeout 'Exit with status 4 when nothing has moved for DURATION (e.g. 30s), naming the side that stalled'
+            cand -L 'Cap the output rate, a size per second (e.g. 10MiB/s)'
+            cand --rate-limit 'Cap the output rate, a size per second (e.g. 10MiB/s)'
+            cand --read-rate 'Cap the input rate, a size per second'
+            cand --rate-unit 'What --rate-limit counts; lines needs --lines'
+            cand --burst 'The most that may go out faster than the rate after idle time [default: the larger of one chunk and 1/10 s of the rate; in records with --rate-unit lines]'
+            cand --stats-format 'Format of the summary and of every stats record'
+            cand -i 'Print a stats record every DURATION (e.g. 1s, 250ms)'
+            cand --interval 'Print a stats record every DURATION (e.g. 1s, 250ms)'
+            cand -s 'Expected total size, for percent and ETA in --progress'
+            cand --size 'Expected total size, for percent and ETA in --progress'
+            cand --stats-file 'Also write every stats record to PATH (created or truncated) as JSON Lines'
+            cand --append 'Append to the --output file instead of truncating it'
+            cand --no-splice 'Always use read/write, never the zero-copy splice(2) path'
+            cand -l 'Line mode: chunks end at newlines, so drops keep or lose whole records'
+            cand --lines 'Line mode: chunks end at newlines, so drops keep or lose whole records'
+            cand -0 'Records end at NUL instead of newline (implies --lines)'
+            cand --null 'Records end at NUL instead of newline (implies --lines)'
+            cand -d 'Same as --on-full drop'
+            cand --drop 'Same as --on-full drop'
+            cand -q 'No summary on exit'
+            cand --quiet 'No summary on exit'
+            cand -p 'A live status line, redrawn in place, when standard error is a terminal'
+            cand --progress 'A live status line, redrawn in place, when standard error is a terminal'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+    ]
+    $completions[$command]
+}

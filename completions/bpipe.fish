@@ -1,0 +1,29 @@
+# Generated from bpipe::cli::Cli by tests/cli/generated.rs: do not edit. Refresh with: BPIPE_REGENERATE=1 cargo test --test cli generated
+complete -c bpipe -s o -l output -d 'Write to PATH (created or truncated) instead of standard output' -r -F
+complete -c bpipe -s b -l chunk-size -d 'Chunk size: the most one read moves [1 byte to 1GiB]' -r -f
+complete -c bpipe -s n -l chunks -d 'Queue capacity in chunks' -r -f
+complete -c bpipe -s m -l max-buffer -d 'Queue capacity in bytes; with -n, both bounds hold' -r -f
+complete -c bpipe -l on-full -d 'What to do when the queue is full' -r -f -a "block\t'Stop reading until the writer frees room; nothing is lost'
+drop\t'Discard the newly read chunk (drop-newest)'
+drop-oldest\t'Discard the oldest queued chunk and keep the new one'
+fail\t'Stop reading, write what was accepted, exit with status 3'"
+complete -c bpipe -l stall-timeout -d 'Exit with status 4 when nothing has moved for DURATION (e.g. 30s), naming the side that stalled' -r -f
+complete -c bpipe -s L -l rate-limit -d 'Cap the output rate, a size per second (e.g. 10MiB/s)' -r -f
+complete -c bpipe -l read-rate -d 'Cap the input rate, a size per second' -r -f
+complete -c bpipe -l rate-unit -d 'What --rate-limit counts; lines needs --lines' -r -f -a "bytes\t'Rates count bytes'
+lines\t'Rates count records (line mode only)'"
+complete -c bpipe -l burst -d 'The most that may go out faster than the rate after idle time [default: the larger of one chunk and 1/10 s of the rate; in records with --rate-unit lines]' -r -f
+complete -c bpipe -l stats-format -d 'Format of the summary and of every stats record' -r -f -a "human\t'One line for people'
+json\t'One JSON object per line, for scripts'"
+complete -c bpipe -s i -l interval -d 'Print a stats record every DURATION (e.g. 1s, 250ms)' -r -f
+complete -c bpipe -s s -l size -d 'Expected total size, for percent and ETA in --progress' -r -f
+complete -c bpipe -l stats-file -d 'Also write every stats record to PATH (created or truncated) as JSON Lines' -r -F
+complete -c bpipe -l append -d 'Append to the --output file instead of truncating it'
+complete -c bpipe -l no-splice -d 'Always use read/write, never the zero-copy splice(2) path'
+complete -c bpipe -s l -l lines -d 'Line mode: chunks end at newlines, so drops keep or lose whole records'
+complete -c bpipe -s 0 -l null -d 'Records end at NUL instead of newline (implies --lines)'
+complete -c bpipe -s d -l drop -d 'Same as --on-full drop'
+complete -c bpipe -s q -l quiet -d 'No summary on exit'
+complete -c bpipe -s p -l progress -d 'A live status line, redrawn in place, when standard error is a terminal'
+complete -c bpipe -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c bpipe -s V -l version -d 'Print version'
