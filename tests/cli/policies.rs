@@ -42,35 +42,38 @@ fn exit_json(stderr: &str) -> Json {
 #[test]
 fn block_holds_memory_and_loses_nothing() {
     let input = random_bytes(48 << 20, 11);
-    let mut bp = Running::start(
-        &["-n", "4", "-b", "64KiB", "--stats-format", "json"],
-        input.clone(),
-        false,
-    );
-    let mut received = bp.read_slowly(512 * 1024, 256 * 1024);
-    let slow_peak = bp.peak_rss_kib();
-    let mut rest = vec![0u8; 64 * 1024];
-    while received.len() < input.len() {
-        match bp.stdout.read(&mut rest) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => received.extend_from_slice(&rest[..n]),
+    let cases: [(&[&str], u64); 3] = [
+        (&["-n", "4", "-b", "64KiB"], 4 * 64),
+        (&["-n", "4", "-b", "64KiB", "--no-splice"], 4 * 64),
+        (&["-n", "32", "-b", "512KiB", "--no-splice"], 32 * 512),
+    ];
+    for (args, queue_kib) in cases {
+        let args = [args, &["--stats-format", "json"]].concat();
+        let mut bp = Running::start(&args, input.clone(), false);
+        let mut received = bp.read_slowly(512 * 1024, 256 * 1024);
+        let slow_peak = bp.peak_rss_kib();
+        let mut rest = vec![0u8; 64 * 1024];
+        while received.len() < input.len() {
+            match bp.stdout.read(&mut rest) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&rest[..n]),
+            }
         }
+        let peak = bp.peak_rss_kib().max(slow_peak);
+        let out = bp.finish(received);
+        assert_eq!(out.code(), 0, "{args:?}: {}", out.stderr);
+        assert!(out.stdout == input, "{args:?}: bytes differ");
+        assert!(
+            peak > 0 && peak < queue_kib + 8 * 1024,
+            "{args:?}: peak RSS {peak} KiB"
+        );
+        let json = exit_json(&out.stderr);
+        assert!(
+            json.f64("reader_blocked_s") > 0.5,
+            "{args:?}: the reader never waited: {json:?}"
+        );
+        assert_eq!(json.u64("bytes_dropped"), 0);
     }
-    let peak = bp.peak_rss_kib().max(slow_peak);
-    let out = bp.finish(received);
-    assert_eq!(out.code(), 0, "{}", out.stderr);
-    assert!(out.stdout == input, "bytes differ");
-    let queue_kib = 4 * 64;
-    assert!(
-        peak > 0 && peak < queue_kib + 8 * 1024,
-        "peak RSS {peak} KiB"
-    );
-    let json = exit_json(&out.stderr);
-    assert!(
-        json.f64("reader_blocked_s") > 0.5,
-        "the reader never waited: {json:?}"
-    );
-    assert_eq!(json.u64("bytes_dropped"), 0);
 }
 
 fn dropping_run(policy: &str) -> (Vec<u8>, Json) {
