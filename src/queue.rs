@@ -63,6 +63,7 @@ pub enum Push<S> {
     Closed,
 }
 
+#[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub chunks: usize,
     pub bytes: usize,

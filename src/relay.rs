@@ -2,7 +2,7 @@
 //! the order of shutdown.
 
 use std::fs::File;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal};
 use std::os::unix::thread::JoinHandleExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
@@ -11,25 +11,25 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::cli::{Cli, OnFull, RateUnit, StatsFormat};
+use crate::cli::{Cli, OnFull, RateUnit};
 use crate::endpoints::{self, Endpoint};
 use crate::limiter::Limiter;
 use crate::outcome::{Outcome, Side, error_line, is_broken_pipe};
-use crate::progress::{self, Waiting};
+use crate::progress::Waiting;
 use crate::queue::{Limits, Queue};
 use crate::reader::{ReadEnd, Reader};
+use crate::report::Reporter;
 use crate::signals;
 use crate::slot::{Chunk, MemSlot};
 use crate::splice::{self, PipeSlot};
-use crate::stats::{Counters, Event, Rates, Snapshot, Totals};
+use crate::stats::{Counters, Event, Snapshot};
 use crate::sys;
 use crate::units::human_bytes;
+use crate::watch::{Watch, WriterState};
 use crate::writer::{Pace, Writer};
 
 /// How often a stop request re-sends its wake-up to a reader blocked in read.
 const WAKE_PERIOD: Duration = Duration::from_millis(20);
-/// How often the live line is redrawn.
-const PROGRESS_PERIOD: Duration = Duration::from_millis(200);
 /// How long a forced exit waits for the reader to let go.
 const READER_GRACE: Duration = Duration::from_secs(1);
 
@@ -80,110 +80,6 @@ impl Plan {
             path: "copy",
         }
     }
-}
-
-/// Where stats records go, and the state of the live line.
-struct Reporter {
-    format: StatsFormat,
-    quiet: bool,
-    file: Option<File>,
-    progress_drawn: bool,
-    expected: Option<u64>,
-}
-
-impl Reporter {
-    fn emit(&mut self, snapshot: &Snapshot, to_stderr: bool) {
-        let mut stderr = io::stderr().lock();
-        self.clear_progress(&mut stderr);
-        if to_stderr {
-            let mut line = Vec::with_capacity(512);
-            let rendered = match self.format {
-                StatsFormat::Human => snapshot.write_human(&mut line),
-                StatsFormat::Json => snapshot.write_json(&mut line),
-            };
-            // Stats are a courtesy: a closed or full stderr must not stop the data.
-            if rendered.is_ok() {
-                let _ = stderr.write_all(&line);
-            }
-        }
-        if let Some(file) = &mut self.file {
-            let mut line = Vec::with_capacity(512);
-            if snapshot.write_json(&mut line).is_ok() {
-                let _ = file.write_all(&line);
-            }
-        }
-    }
-
-    fn clear_progress(&mut self, stderr: &mut impl Write) {
-        if self.progress_drawn {
-            let _ = stderr.write_all(b"\r\x1b[K");
-            self.progress_drawn = false;
-        }
-    }
-
-    fn draw_progress(&mut self, snapshot: &Snapshot, rate_out: f64, waiting: Waiting) {
-        let line = progress::render(snapshot, rate_out, self.expected, waiting);
-        let _ = io::stderr()
-            .lock()
-            .write_all(format!("\r\x1b[K{line}").as_bytes());
-        self.progress_drawn = true;
-    }
-
-    fn error(&mut self, error: &anyhow::Error) {
-        self.error_line(&error_line(error));
-    }
-
-    fn error_line(&mut self, line: &str) {
-        let mut stderr = io::stderr().lock();
-        self.clear_progress(&mut stderr);
-        let _ = writeln!(stderr, "{line}");
-    }
-}
-
-/// Watches the counters between messages: interval records, the live line, stalls.
-struct Watch {
-    interval: Option<Duration>,
-    next_interval: Option<Instant>,
-    next_progress: Option<Instant>,
-    stall_timeout: Option<Duration>,
-    last_totals: Totals,
-    last_sample: Instant,
-    last_progress_totals: Totals,
-    last_progress: Instant,
-    input_moved: Instant,
-    output_moved: Instant,
-}
-
-impl Watch {
-    fn new(cli: &Cli, progress: bool, now: Instant) -> Self {
-        Watch {
-            interval: cli.interval,
-            next_interval: cli.interval.map(|i| now + i),
-            next_progress: progress.then_some(now),
-            stall_timeout: cli.stall_timeout,
-            last_totals: Totals::default(),
-            last_sample: now,
-            last_progress_totals: Totals::default(),
-            last_progress: now,
-            input_moved: now,
-            output_moved: now,
-        }
-    }
-
-    fn next_deadline(&self, now: Instant) -> Option<Instant> {
-        let stall_check = self
-            .stall_timeout
-            .map(|t| now + (t / 4).clamp(Duration::from_millis(10), Duration::from_millis(250)));
-        [self.next_interval, self.next_progress, stall_check]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-}
-
-fn rate(bytes: u64, since: Duration) -> f64 {
-    let secs = since.as_secs_f64();
-    if secs > 0.0 { bytes as f64 / secs } else { 0.0 }
 }
 
 struct Run<S> {
@@ -243,6 +139,7 @@ impl<S: Chunk + 'static> Run<S> {
     fn on_message(&mut self, message: Message) {
         match message {
             Message::Signal(libc::SIGUSR1) => {
+                // An operator asked for it: shown even under -q.
                 let snapshot = self.snapshot(Event::Signal, None);
                 self.reporter.emit(&snapshot, true);
             }
@@ -263,68 +160,33 @@ impl<S: Chunk + 'static> Run<S> {
 
     fn on_tick(&mut self, now: Instant) {
         let totals = self.shared.counters.totals();
-        if self.watch.next_interval.is_some_and(|t| now >= t) {
-            let since = now - self.watch.last_sample;
+        if let Some(rates) = self.watch.interval_due(now, &totals) {
             let mut snapshot = self.snapshot(Event::Interval, None);
-            snapshot.rates = Some(Rates {
-                input: rate(totals.bytes_in - self.watch.last_totals.bytes_in, since),
-                output: rate(totals.bytes_out - self.watch.last_totals.bytes_out, since),
-            });
-            let to_stderr = !self.reporter.quiet;
-            self.reporter.emit(&snapshot, to_stderr);
-            self.watch.last_totals = totals;
-            self.watch.last_sample = now;
-            let interval = self.watch.interval.unwrap_or(Duration::MAX);
-            self.watch.next_interval = self.watch.next_interval.map(|t| (t + interval).max(now));
+            snapshot.rates = Some(rates);
+            self.reporter.emit(&snapshot, false);
         }
-        if self.watch.next_progress.is_some_and(|t| now >= t) {
-            self.draw_progress(now, totals);
+        if let Some(progress) = self.watch.progress_due(now, &totals) {
+            let snapshot = self.snapshot(Event::Interval, None);
+            let view = self.shared.queue.view();
+            let waiting = if progress.throttled {
+                Waiting::Throttled
+            } else if view.reader_waiting {
+                Waiting::ReaderBlocked
+            } else if view.writer_waiting {
+                Waiting::WriterIdle
+            } else {
+                Waiting::Nobody
+            };
+            self.reporter
+                .draw_progress(&snapshot, progress.rate_out, waiting);
         }
-        if totals.bytes_in != self.watch.last_progress_totals.bytes_in {
-            self.watch.input_moved = now;
-        }
-        if totals.bytes_out != self.watch.last_progress_totals.bytes_out {
-            self.watch.output_moved = now;
-        }
-        if self.watch.next_progress.is_none() {
-            self.watch.last_progress_totals = totals;
-        }
-        if let Some(limit) = self.watch.stall_timeout {
-            self.check_stall(now, limit, totals);
-        }
-    }
-
-    fn draw_progress(&mut self, now: Instant, totals: Totals) {
-        let since = now - self.watch.last_progress;
-        let previous = self.watch.last_progress_totals;
-        let snapshot = self.snapshot(Event::Interval, None);
         let view = self.shared.queue.view();
-        let waiting = if totals.throttled > previous.throttled {
-            Waiting::Throttled
-        } else if view.reader_waiting {
-            Waiting::ReaderBlocked
-        } else if view.writer_waiting {
-            Waiting::WriterIdle
-        } else {
-            Waiting::Nobody
+        let writer = WriterState {
+            has_data: view.chunks > 0 || view.taken_bytes > totals.bytes_out,
+            reader_running: self.reader_end.is_none(),
         };
-        let rate_out = rate(totals.bytes_out - previous.bytes_out, since);
-        self.reporter.draw_progress(&snapshot, rate_out, waiting);
-        self.watch.last_progress_totals = totals;
-        self.watch.last_progress = now;
-        self.watch.next_progress = Some(now + PROGRESS_PERIOD);
-    }
-
-    /// Output stalls when the writer has data and has written nothing for the timeout; input
-    /// stalls when nothing moved at all while the queue sat empty with the writer waiting.
-    fn check_stall(&mut self, now: Instant, limit: Duration, totals: Totals) {
-        let view = self.shared.queue.view();
-        let writer_has_data = view.chunks > 0 || view.taken_bytes > totals.bytes_out;
-        let moved = self.watch.input_moved.max(self.watch.output_moved);
-        if writer_has_data && now - self.watch.output_moved >= limit {
-            self.forced = Some(Outcome::Stalled(Side::Output));
-        } else if !writer_has_data && self.reader_end.is_none() && now - moved >= limit {
-            self.forced = Some(Outcome::Stalled(Side::Input));
+        if let Some(side) = self.watch.stalled(now, &totals, writer) {
+            self.forced = Some(Outcome::Stalled(side));
         }
     }
 
@@ -393,7 +255,7 @@ impl<S: Chunk + 'static> Run<S> {
             .map(error_line)
             .collect();
         for line in &errors {
-            self.reporter.error_line(line);
+            self.reporter.line(line);
             outcome = Outcome::Failed;
         }
         if let Some(signal) = self.stop_signal {
@@ -406,8 +268,7 @@ impl<S: Chunk + 'static> Run<S> {
             outcome = forced;
         }
         let snapshot = self.snapshot(Event::Exit, Some(outcome.exit_status()));
-        let to_stderr = !self.reporter.quiet;
-        self.reporter.emit(&snapshot, to_stderr);
+        self.reporter.emit(&snapshot, false);
         outcome
     }
 
@@ -419,7 +280,7 @@ impl<S: Chunk + 'static> Run<S> {
     }
 
     fn report_stall(&mut self, side: Side) {
-        let limit = humantime::format_duration(self.watch.stall_timeout.unwrap_or_default());
+        let limit = humantime::format_duration(self.watch.stall_timeout().unwrap_or_default());
         let why = match side {
             Side::Input => anyhow::anyhow!(
                 "nothing read for {limit}: the producer sent nothing and the queue is empty"
@@ -474,14 +335,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     let plan = Plan::new(cli);
     grow_pipes(&inputs, &output, &plan.limits, plan.chunk_size);
     let progress = cli.progress && io::stderr().is_terminal();
-    let reporter = Reporter {
-        format: cli.stats_format,
-        quiet: cli.quiet,
-        file: stats_file,
-        progress_drawn: false,
-        expected: cli.size,
-    };
-    let watch = Watch::new(cli, progress, Instant::now());
+    let reporter = Reporter::new(cli.stats_format, cli.quiet, stats_file, cli.size);
+    let watch = Watch::new(cli.interval, progress, cli.stall_timeout, Instant::now());
     let paces = paces(cli, plan.chunk_size);
     let chunk_size = plan.chunk_size;
     let mut setup = Setup {
@@ -498,13 +353,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
             Ok(ring) => {
                 setup.plan.path = "splice";
                 let refuse = || Err(io::Error::other("every slot of the splice ring is in use"));
-                return Ok(relay(
+                return relay(
                     setup,
                     ring,
                     move |reader: Reader<'_, PipeSlot>, inputs: &[Endpoint]| {
                         reader.run(inputs, refuse)
                     },
-                ));
+                );
             }
             Err(e) if !cli.quiet => {
                 let why = anyhow::Error::new(e).context(format!(
@@ -518,7 +373,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         }
     }
     let make = move || Ok(MemSlot::new(chunk_size));
-    let outcome = if setup.plan.line_mode {
+    if setup.plan.line_mode {
         let delimiter = setup.plan.delimiter;
         relay(
             setup,
@@ -533,8 +388,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
             Vec::new(),
             move |reader: Reader<'_, MemSlot>, inputs: &[Endpoint]| reader.run(inputs, make),
         )
-    };
-    Ok(outcome)
+    }
 }
 
 /// The read-rate limiter and the output pace.
@@ -567,22 +421,11 @@ struct Setup {
     channel: (mpsc::Sender<Message>, mpsc::Receiver<Message>),
 }
 
-fn spawn<T: Send + 'static>(
-    name: &str,
-    body: impl FnOnce() -> T + Send + 'static,
-) -> JoinHandle<T> {
+fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> anyhow::Result<JoinHandle<()>> {
     thread::Builder::new()
         .name(name.into())
         .spawn(body)
-        .unwrap_or_else(|e| {
-            // Without its two threads bpipe cannot run at all; there is nothing to relay yet.
-            let _ = writeln!(
-                io::stderr(),
-                "bpipe: cannot start the {name} thread: {}",
-                sys::describe(&e)
-            );
-            std::process::exit(1)
-        })
+        .with_context(|| format!("cannot start the {name} thread"))
 }
 
 /// Starts the reader and the writer on slots of type `S`, steers the run, and reports its end.
@@ -590,7 +433,7 @@ fn relay<S: Chunk + 'static>(
     setup: Setup,
     slots: Vec<S>,
     read: impl FnOnce(Reader<'_, S>, &[Endpoint]) -> anyhow::Result<ReadEnd> + Send + 'static,
-) -> Outcome {
+) -> anyhow::Result<Outcome> {
     let Setup {
         plan,
         inputs,
@@ -602,7 +445,7 @@ fn relay<S: Chunk + 'static>(
     } = setup;
     let (read_limiter, pace) = paces;
     let shared = Arc::new(Shared {
-        queue: Queue::new(Limits { ..plan.limits }),
+        queue: Queue::new(plan.limits),
         counters: Counters::default(),
         stop: AtomicBool::new(false),
     });
@@ -626,7 +469,7 @@ fn relay<S: Chunk + 'static>(
             let end = read(reader, &inputs);
             shared.queue.finish_input();
             let _ = tx.send(Message::ReaderDone(end));
-        })
+        })?
     };
     {
         let shared = Arc::clone(&shared);
@@ -640,7 +483,7 @@ fn relay<S: Chunk + 'static>(
                 .run(&output)
                 .with_context(|| format!("write {}", output.name));
             let _ = tx.send(Message::WriterDone(end));
-        });
+        })?;
     }
     let mut run = Run {
         shared,
@@ -655,5 +498,5 @@ fn relay<S: Chunk + 'static>(
         forced: None,
     };
     run.steer(&rx);
-    run.finish()
+    Ok(run.finish())
 }
