@@ -31,6 +31,10 @@ pub struct Stream {
 }
 
 impl Stream {
+    fn splices(&self) -> bool {
+        self.copy.is_none()
+    }
+
     /// Takes up the fallback after `error`, or returns the error when it is not a refusal.
     fn fall_back(&mut self, error: io::Error) -> io::Result<()> {
         match error.raw_os_error() {
@@ -40,6 +44,23 @@ impl Stream {
             }
             _ => Err(error),
         }
+    }
+
+    /// One read of at most `max` bytes from `from`, all of it written to `to`. `taken` learns
+    /// the count between the two, when the bytes have left `from` and exist only here.
+    fn copy(
+        &mut self,
+        from: RawFd,
+        to: RawFd,
+        max: usize,
+        taken: impl FnOnce(usize),
+    ) -> io::Result<usize> {
+        let buf = self.copy.get_or_insert_with(|| vec![0; FALLBACK_BUFFER]);
+        let limit = max.min(buf.len());
+        let n = sys::read(from, &mut buf[..limit])?;
+        taken(n);
+        sys::write_all(to, &buf[..n])?;
+        Ok(n)
     }
 }
 
@@ -130,32 +151,29 @@ impl Chunk for PipeSlot {
     type Stream = Stream;
 
     fn fill(&mut self, fd: RawFd, max: usize, stream: &mut Stream) -> io::Result<usize> {
-        if stream.copy.is_none() {
-            match splice(fd, self.write_end.as_raw_fd(), max) {
+        let slot = self.write_end.as_raw_fd();
+        if stream.splices() {
+            match splice(fd, slot, max) {
                 Ok(0) => return Ok(0),
                 Ok(n) => {
-                    let n = n + top_up(fd, self.write_end.as_raw_fd(), max - n);
+                    let n = n + top_up(fd, slot, max - n);
                     self.len += n;
                     return Ok(n);
                 }
                 Err(e) => stream.fall_back(e)?,
             }
         }
-        let buf = stream
-            .copy
-            .as_mut()
-            .expect("the fallback buffer was just made");
-        let limit = max.min(buf.len());
-        let n = sys::read(fd, &mut buf[..limit])?;
-        sys::write_all(self.write_end.as_raw_fd(), &buf[..n])?;
+        // The slot pipe is empty and holds a chunk, so writing into it cannot fail half-way.
+        let n = stream.copy(fd, slot, max, |_| {})?;
         self.len += n;
         Ok(n)
     }
 
     fn drain(&mut self, fd: RawFd, max: usize, stream: &mut Stream) -> io::Result<usize> {
         let max = max.min(self.len);
-        if stream.copy.is_none() {
-            match splice(self.read_end.as_raw_fd(), fd, max) {
+        let slot = self.read_end.as_raw_fd();
+        if stream.splices() {
+            match splice(slot, fd, max) {
                 Ok(n) => {
                     self.len -= n;
                     return Ok(n);
@@ -163,16 +181,9 @@ impl Chunk for PipeSlot {
                 Err(e) => stream.fall_back(e)?,
             }
         }
-        let buf = stream
-            .copy
-            .as_mut()
-            .expect("the fallback buffer was just made");
-        let limit = max.min(buf.len());
-        let n = sys::read(self.read_end.as_raw_fd(), &mut buf[..limit])?;
-        // Once taken from the slot pipe the bytes exist only here: finish writing them.
-        self.len -= n;
-        sys::write_all(fd, &buf[..n])?;
-        Ok(n)
+        // Once out of the slot pipe the bytes are no longer the slot's, whatever the write does.
+        let len = &mut self.len;
+        stream.copy(slot, fd, max, |n| *len -= n)
     }
 
     fn unsent_len(&self) -> usize {
@@ -194,7 +205,14 @@ impl Chunk for PipeSlot {
 
 /// The ring of slot pipes, made up front so that a refusal shows before any byte moves.
 pub fn ring(slots: usize, chunk: usize) -> io::Result<Vec<PipeSlot>> {
-    sys::raise_fd_limit(2 * slots as u64 + 64);
+    // Two descriptors a slot, and some to spare for the rest of the process.
+    let needed = 2 * slots as u64 + 64;
+    let limit = sys::raise_fd_limit(needed);
+    if limit < needed {
+        return Err(io::Error::other(format!(
+            "they need {needed} open files and the limit is {limit}"
+        )));
+    }
     (0..slots).map(|_| PipeSlot::new(chunk)).collect()
 }
 

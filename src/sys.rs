@@ -64,15 +64,24 @@ pub fn grow_pipe(fd: RawFd, bytes: usize) -> io::Result<usize> {
 }
 
 /// Raises the soft limit on open descriptors to at least `needed`, as far as the hard limit
-/// allows: the splice ring holds two descriptors per slot.
-pub fn raise_fd_limit(needed: u64) {
+/// allows, and returns the limit in force: the splice ring holds two descriptors per slot.
+pub fn raise_fd_limit(needed: u64) -> u64 {
     // SAFETY: an all-zero rlimit is valid, and getrlimit/setrlimit only read and write it.
     unsafe {
         let mut limit: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < needed {
-            limit.rlim_cur = needed.min(limit.rlim_max);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
         }
+        if limit.rlim_cur < needed {
+            let wanted = libc::rlimit {
+                rlim_cur: needed.min(limit.rlim_max),
+                ..limit
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
+                return wanted.rlim_cur;
+            }
+        }
+        limit.rlim_cur
     }
 }
 
