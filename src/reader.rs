@@ -84,6 +84,10 @@ impl<S: Chunk> Reader<'_, S> {
             }
             None => max,
         };
+        // A stop cuts a throttled wait short: do not read once more after it.
+        if self.stopping() {
+            return Ok(None);
+        }
         match slot.fill(input.fd(), max, stream) {
             Ok(n) => {
                 if let Some(limiter) = &mut self.limiter {
