@@ -50,8 +50,6 @@ struct Shared<S> {
 struct Plan {
     chunk_size: usize,
     limits: Limits,
-    line_mode: bool,
-    delimiter: u8,
     policy: OnFull,
     path: &'static str,
 }
@@ -74,8 +72,6 @@ impl Plan {
                 slots: chunks + 3,
                 delimiter: cli.line_mode().then(|| cli.delimiter()),
             },
-            line_mode: cli.line_mode(),
-            delimiter: cli.delimiter(),
             policy: cli.policy(),
             path: "copy",
         }
@@ -119,7 +115,7 @@ impl<S: Chunk + 'static> Run<S> {
             bytes_unsent,
             output_closed: self.output_closed(),
             path: self.plan.path,
-            line_mode: self.plan.line_mode,
+            line_mode: self.plan.limits.delimiter.is_some(),
             rates: None,
             exit_status,
         }
@@ -348,7 +344,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         paces,
         channel: (tx, rx),
     };
-    if !cli.no_splice && !setup.plan.line_mode {
+    if !cli.no_splice && setup.plan.limits.delimiter.is_none() {
         match splice::ring(setup.plan.limits.slots, chunk_size) {
             Ok(ring) => {
                 setup.plan.path = "splice";
@@ -373,8 +369,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         }
     }
     let make = move || Ok(MemSlot::new(chunk_size));
-    if setup.plan.line_mode {
-        let delimiter = setup.plan.delimiter;
+    if let Some(delimiter) = setup.plan.limits.delimiter {
         relay(
             setup,
             Vec::new(),
