@@ -937,12 +937,24 @@ fn elvish_completion_loads() {
     }
 }
 
-/// PowerShell is not in Debian's packages; where it is installed, the script must load.
+/// PowerShell is not in Debian's packages: where it is missing, the script is checked for what
+/// it must register; where it is installed, it must also load.
 #[test]
 fn powershell_completion_loads_where_installed() {
     let script = committed("completions/_bpipe.ps1");
+    let text = std::fs::read_to_string(&script).unwrap();
+    assert!(
+        text.contains("Register-ArgumentCompleter -Native -CommandName 'bpipe'"),
+        "completions/_bpipe.ps1 registers no completer for bpipe"
+    );
+    for flag in ["--on-full", "--stats-file", "--rate-limit", "--no-splice"] {
+        assert!(
+            text.contains(&format!("'{flag}'")),
+            "completions/_bpipe.ps1 lacks {flag}"
+        );
+    }
     if !installed("pwsh") {
-        eprintln!("note: pwsh is not installed; completions/_bpipe.ps1 not loaded");
+        eprintln!("note: pwsh is not installed; completions/_bpipe.ps1 checked but not loaded");
         return;
     }
     let out = run_in_root(
