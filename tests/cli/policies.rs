@@ -15,7 +15,7 @@ fn counted_blocks(blocks: usize) -> Vec<u8> {
 
 /// The output is an in-order subsequence of the input's blocks: counters rise, and a gap in them
 /// only ever falls on a block boundary.
-fn assert_whole_blocks_in_order(output: &[u8]) {
+pub fn assert_whole_blocks_in_order(output: &[u8]) {
     assert_eq!(output.len() % 4096, 0, "output is not whole blocks");
     let words: Vec<u64> = output
         .chunks(8)
@@ -76,9 +76,10 @@ fn block_holds_memory_and_loses_nothing() {
     }
 }
 
-fn dropping_run(policy: &str) -> (Vec<u8>, Json) {
-    let input = counted_blocks(4096);
-    let mut bp = Running::start(
+/// `blocks` counted blocks through a 4 × 16 KiB queue under `policy` into a consumer that reads
+/// 2 MiB/s; returns the output and the exit record.
+pub fn dropping_run(policy: &str, blocks: usize, extra: &[&str]) -> (Vec<u8>, Json) {
+    let args = [
         &[
             "-n",
             "4",
@@ -89,12 +90,13 @@ fn dropping_run(policy: &str) -> (Vec<u8>, Json) {
             "--stats-format",
             "json",
         ],
-        input,
-        false,
-    );
+        extra,
+    ]
+    .concat();
+    let mut bp = Running::start(&args, counted_blocks(blocks), false);
     let received = bp.read_slowly(usize::MAX, 2 << 20);
     let out = bp.finish(received);
-    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert_eq!(out.code(), 0, "{args:?}: {}", out.stderr);
     (out.stdout, exit_json(&out.stderr))
 }
 
@@ -113,7 +115,7 @@ fn assert_dropped_and_accounted(output: &[u8], json: &Json) {
 
 #[test]
 fn drop_discards_new_chunks_whole() {
-    let (output, json) = dropping_run("drop");
+    let (output, json) = dropping_run("drop", 4096, &[]);
     assert_dropped_and_accounted(&output, &json);
     // The newest data was dropped, so the first block always gets through.
     assert_eq!(&output[..8], &0u64.to_le_bytes());
@@ -121,7 +123,7 @@ fn drop_discards_new_chunks_whole() {
 
 #[test]
 fn drop_oldest_discards_old_chunks_whole() {
-    let (output, json) = dropping_run("drop-oldest");
+    let (output, json) = dropping_run("drop-oldest", 4096, &[]);
     assert_dropped_and_accounted(&output, &json);
     // The oldest data was dropped, so the last block always gets through.
     assert_eq!(

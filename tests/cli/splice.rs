@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::process::Stdio;
 
+use crate::policies::{assert_whole_blocks_in_order, dropping_run};
 use crate::util::{DEADLINE, Json, Running, TempDir, bpipe, finish, random_bytes, run};
 
 fn path_taken(stderr: &str) -> String {
@@ -104,34 +105,10 @@ fn sockets_on_both_sides_are_byte_exact() {
 
 #[test]
 fn policies_and_rate_limits_hold_on_both_paths() {
-    let input: Vec<u8> = (0..2048u64 * 512).flat_map(|i| i.to_le_bytes()).collect();
     for path in [&[][..], &["--no-splice"][..]] {
         for policy in ["drop", "drop-oldest"] {
-            let mut args = vec![
-                "-n",
-                "4",
-                "-b",
-                "16KiB",
-                "--on-full",
-                policy,
-                "--stats-format",
-                "json",
-            ];
-            args.extend_from_slice(path);
-            let mut bp = Running::start(&args, input.clone(), false);
-            let received = bp.read_slowly(usize::MAX, 2 << 20);
-            let out = bp.finish(received);
-            assert_eq!(out.code(), 0, "{}", out.stderr);
-            let words: Vec<u64> = out
-                .stdout
-                .chunks(8)
-                .map(|w| u64::from_le_bytes(w.try_into().unwrap()))
-                .collect();
-            assert!(
-                words.windows(2).all(|p| p[1] > p[0]),
-                "{policy} {path:?}: out of order"
-            );
-            let json = Json::parse(out.stderr.lines().last().unwrap());
+            let (output, json) = dropping_run(policy, 2048, path);
+            assert_whole_blocks_in_order(&output);
             assert!(json.u64("bytes_dropped") > 0, "{policy} {path:?}");
             assert_eq!(
                 json.u64("bytes_in"),

@@ -93,6 +93,30 @@ impl Json {
 /// Kills the child if the test has not finished with it by then.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
+/// Waits for the child to exit; kills it and fails the test at `deadline`.
+fn wait_until(child: &mut Child, deadline: Instant) -> ExitStatus {
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for bpipe") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("bpipe did not finish in time");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Starts bpipe with stdin, stdout and stderr all piped to the test.
+fn spawn_piped(args: &[&str]) -> Child {
+    bpipe(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start bpipe")
+}
+
 /// Waits for a child, killing it at `deadline`, and collects what it wrote.
 pub fn finish(mut child: Child, deadline: Duration) -> Output {
     let start = Instant::now();
@@ -110,16 +134,7 @@ pub fn finish(mut child: Child, deadline: Duration) -> Output {
             text
         })
     });
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for bpipe") {
-            break status;
-        }
-        if start.elapsed() > deadline {
-            let _ = child.kill();
-            panic!("bpipe did not finish within {deadline:?}");
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
+    let status = wait_until(&mut child, start + deadline);
     Output {
         status,
         stdout: stdout.map(|t| t.join().unwrap()).unwrap_or_default(),
@@ -130,12 +145,7 @@ pub fn finish(mut child: Child, deadline: Duration) -> Output {
 
 /// Runs bpipe with `input` fed on stdin from a thread.
 pub fn run(args: &[&str], input: &[u8]) -> Output {
-    let mut child = bpipe(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start bpipe");
+    let mut child = spawn_piped(args);
     let mut stdin = child.stdin.take().unwrap();
     let input = input.to_vec();
     let feeder = thread::spawn(move || {
@@ -216,12 +226,7 @@ impl Running {
     /// Starts bpipe and a thread that writes `input` to its stdin, then closes it (or keeps it
     /// open until the process ends, when `keep_open`).
     pub fn start(args: &[&str], input: Vec<u8>, keep_open: bool) -> Running {
-        let mut child = bpipe(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start bpipe");
+        let mut child = spawn_piped(args);
         let mut stdin = child.stdin.take().unwrap();
         let (hold, held) = std::sync::mpsc::channel::<()>();
         let feeder = thread::spawn(move || {
@@ -319,16 +324,7 @@ impl Running {
     pub fn finish(mut self, mut received: Vec<u8>) -> Output {
         let start = Instant::now();
         let _ = self.stdout.read_to_end(&mut received);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait for bpipe") {
-                break status;
-            }
-            if start.elapsed() > DEADLINE {
-                let _ = self.child.kill();
-                panic!("bpipe did not finish within {DEADLINE:?}");
-            }
-            thread::sleep(Duration::from_millis(5));
-        };
+        let status = wait_until(&mut self.child, start + DEADLINE);
         self.stderr.take().unwrap().join().unwrap();
         let stderr = self.stderr_text.lock().unwrap().clone();
         self.hold_stdin = None;
