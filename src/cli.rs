@@ -136,7 +136,8 @@ pub struct Cli {
           help_heading = RATE)]
     pub burst: Option<u64>,
 
-    /// No summary on exit.
+    /// No stats on standard error: no summary, no interval records (errors and SIGUSR1
+    /// snapshots still print; --stats-file still gets every record).
     #[arg(short, long, help_heading = REPORTING)]
     pub quiet: bool,
 
