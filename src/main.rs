@@ -5,6 +5,7 @@ use bpipe::cli::Cli;
 use bpipe::{outcome, relay};
 
 fn main() -> ExitCode {
+    outcome::install_panic_hook();
     let cli = Cli::parse_checked();
     match relay::run(&cli) {
         Ok(outcome) => ExitCode::from(outcome.exit_status()),

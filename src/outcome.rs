@@ -1,6 +1,6 @@
 //! How a run ended, the exit status that tells it, and the one-line form of an error.
 
-use std::io;
+use std::io::{self, Write};
 
 /// Which side of the relay stopped moving.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +35,24 @@ impl Outcome {
             Outcome::Signalled(signal) => 128u8.saturating_add(u8::try_from(signal).unwrap_or(127)),
         }
     }
+}
+
+/// Reports a bug as one `bpipe: internal error: ...` line instead of Rust's panic message, so
+/// even a defect reads like every other error.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown failure".to_string());
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let _ = writeln!(io::stderr(), "bpipe: internal error: {what}{place}");
+    }));
 }
 
 /// The I/O error at the root of a chain, if there is one.

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::{self, IsTerminal};
 use std::os::unix::thread::JoinHandleExt;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::{self, JoinHandle};
@@ -461,7 +462,11 @@ fn relay<S: Chunk + 'static>(
                 limiter: read_limiter,
                 stop: &shared.stop,
             };
-            let end = read(reader, &inputs);
+            // A bug in a stage must end the run with an error, not leave it waiting forever.
+            let end = panic::catch_unwind(AssertUnwindSafe(|| read(reader, &inputs)))
+                .unwrap_or_else(|_| {
+                    Err(anyhow::anyhow!("the reader stopped on an internal error"))
+                });
             shared.queue.finish_input();
             let _ = tx.send(Message::ReaderDone(end));
         })?
@@ -474,9 +479,13 @@ fn relay<S: Chunk + 'static>(
                 counters: &shared.counters,
                 pace,
             };
-            let end = writer
-                .run(&output)
-                .with_context(|| format!("write {}", output.name));
+            let end = match panic::catch_unwind(AssertUnwindSafe(|| writer.run(&output))) {
+                Ok(end) => end.with_context(|| format!("write {}", output.name)),
+                Err(_) => {
+                    shared.counters.discarded(shared.queue.close());
+                    Err(anyhow::anyhow!("the writer stopped on an internal error"))
+                }
+            };
             let _ = tx.send(Message::WriterDone(end));
         })?;
     }
