@@ -116,6 +116,15 @@ impl Counters {
     }
 }
 
+/// `1 chunk`, `2 chunks`.
+fn counted(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
     Exit,
@@ -241,21 +250,21 @@ impl Snapshot {
         }
         write!(
             w,
-            ", {} chunks; dropped {} ({} chunks",
-            t.chunks_out,
+            ", {}; dropped {} ({}",
+            counted(t.chunks_out, "chunk"),
             human_bytes(t.bytes_dropped),
-            t.chunks_dropped
+            counted(t.chunks_dropped, "chunk")
         )?;
         if self.line_mode {
-            write!(w, ", {} records", t.records_dropped)?;
+            write!(w, ", {}", counted(t.records_dropped, "record"))?;
         }
         write!(
             w,
-            "); queue {}/{} chunks {}, peak {} chunks {} of {}",
+            "); queue {}/{} chunks {}, peak {} {} of {}",
             self.queue_chunks,
             self.queue_capacity_chunks,
             human_bytes(self.queue_bytes as u64),
-            self.queue_peak_chunks,
+            counted(self.queue_peak_chunks as u64, "chunk"),
             human_bytes(self.queue_peak_bytes as u64),
             human_bytes(self.queue_capacity_bytes as u64),
         )?;
@@ -394,6 +403,22 @@ mod tests {
         assert!(text.contains("throttled 0.50s"), "{text}");
         assert!(text.contains("unsent 4.0 KiB; output closed"), "{text}");
         assert_eq!(text.lines().count(), 1);
+    }
+
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        assert_eq!(counted(1, "chunk"), "1 chunk");
+        assert_eq!(counted(0, "record"), "0 records");
+        let mut snapshot = sample();
+        snapshot.totals.chunks_out = 1;
+        snapshot.totals.chunks_dropped = 1;
+        snapshot.queue_peak_chunks = 1;
+        let text = render(&snapshot, false);
+        assert!(
+            text.contains(", 1 chunk; dropped 1.0 MiB (1 chunk)"),
+            "{text}"
+        );
+        assert!(text.contains("peak 1 chunk 1.0 MiB"), "{text}");
     }
 
     #[test]
