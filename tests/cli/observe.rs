@@ -1,10 +1,9 @@
 //! Rate limits, periodic records, the live line, the stats file and the stall watchdog.
 
 use std::io::{Read, Write};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::util::{Json, TempDir, bpipe, random_bytes, run, sh};
+use crate::util::{Json, TempDir, random_bytes, run, sh, spawn_piped};
 
 fn within(value: f64, target: f64, margin: f64) -> bool {
     (value - target).abs() <= target * margin
@@ -33,11 +32,7 @@ fn read_rate_paces_the_input() {
 
 #[test]
 fn idle_time_earns_no_burst_beyond_the_cap() {
-    let mut child = bpipe(&["-q", "-L", "256KiB"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_piped(&["-q", "-L", "256KiB"]);
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let first = random_bytes(256 << 10, 33);

@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::time::Duration;
 
-use crate::util::{Json, Running, random_bytes};
+use crate::util::{Json, Running, random_bytes, record};
 
 /// Input made of 4096-byte blocks, each holding consecutive 8-byte counters. Writes of a block
 /// are atomic on a pipe, so every chunk bpipe reads is a whole number of blocks.
@@ -28,15 +28,6 @@ pub fn assert_whole_blocks_in_order(output: &[u8]) {
             assert_eq!(pair[1] % 512, 0, "a block was cut at word {i}");
         }
     }
-}
-
-fn exit_json(stderr: &str) -> Json {
-    let line = stderr
-        .lines()
-        .rev()
-        .find(|l| l.contains("\"event\":\"exit\""))
-        .expect("an exit record");
-    Json::parse(line)
 }
 
 #[test]
@@ -67,7 +58,7 @@ fn block_holds_memory_and_loses_nothing() {
             peak > 0 && peak < queue_kib + 8 * 1024,
             "{args:?}: peak RSS {peak} KiB"
         );
-        let json = exit_json(&out.stderr);
+        let json = record(&out.stderr, "exit");
         assert!(
             json.f64("reader_blocked_s") > 0.5,
             "{args:?}: the reader never waited: {json:?}"
@@ -97,7 +88,7 @@ pub fn dropping_run(policy: &str, blocks: usize, extra: &[&str]) -> (Vec<u8>, Js
     let received = bp.read_slowly(usize::MAX, 2 << 20);
     let out = bp.finish(received);
     assert_eq!(out.code(), 0, "{args:?}: {}", out.stderr);
-    (out.stdout, exit_json(&out.stderr))
+    (out.stdout, record(&out.stderr, "exit"))
 }
 
 fn assert_dropped_and_accounted(output: &[u8], json: &Json) {
@@ -141,7 +132,7 @@ fn short_flag_d_drops() {
     );
     let received = bp.read_slowly(usize::MAX, 1 << 20);
     let out = bp.finish(received);
-    assert!(exit_json(&out.stderr).u64("bytes_dropped") > 0);
+    assert!(record(&out.stderr, "exit").u64("bytes_dropped") > 0);
 }
 
 fn numbered_lines(count: usize) -> Vec<u8> {
@@ -187,7 +178,7 @@ fn line_mode_drops_whole_records() {
         let out = bp.finish(received);
         assert_eq!(out.code(), 0, "{}", out.stderr);
         assert_whole_lines_in_order(&out.stdout);
-        let json = exit_json(&out.stderr);
+        let json = record(&out.stderr, "exit");
         assert!(json.u64("records_dropped") > 0, "{policy}: {json:?}");
         assert_eq!(json.u64("bytes_in"), input.len() as u64);
         assert_eq!(
@@ -240,7 +231,7 @@ fn line_mode_keeps_records_longer_than_a_chunk_whole() {
             assert!(previous < Some(number));
             previous = Some(number);
         }
-        let json = exit_json(&out.stderr);
+        let json = record(&out.stderr, "exit");
         assert_eq!(
             json.u64("bytes_in"),
             json.u64("bytes_out") + json.u64("bytes_dropped")
@@ -273,7 +264,7 @@ fn fail_rejects_early_and_writes_what_it_accepted() {
         "{}",
         out.stderr
     );
-    let json = exit_json(&out.stderr);
+    let json = record(&out.stderr, "exit");
     assert_eq!(json.u64("exit_status"), 3);
     assert!(json.u64("bytes_dropped") > 0);
     assert_eq!(json.u64("bytes_unsent"), 0);

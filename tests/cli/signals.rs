@@ -1,19 +1,9 @@
 //! Signals, a closed or failing output, and promptness: what operators and shells see.
 
 use std::io::{Read, Write};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::util::{Json, Running, bpipe, random_bytes, sh};
-
-fn record(stderr: &str, event: &str) -> Json {
-    let needle = format!("\"event\":\"{event}\"");
-    let line = stderr
-        .lines()
-        .find(|l| l.contains(&needle))
-        .unwrap_or_else(|| panic!("no {event} record in {stderr}"));
-    Json::parse(line)
-}
+use crate::util::{Json, Running, random_bytes, record, sh, spawn_piped};
 
 fn assert_accounted(json: &Json) {
     assert_eq!(
@@ -26,11 +16,7 @@ fn assert_accounted(json: &Json) {
 #[test]
 fn a_partial_chunk_reaches_the_consumer_at_once() {
     for args in [&["-q"][..], &["-q", "-l"], &["-q", "--no-splice"]] {
-        let mut child = bpipe(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_piped(args);
         let mut stdin = child.stdin.take().unwrap();
         let mut stdout = child.stdout.take().unwrap();
         std::thread::sleep(Duration::from_millis(200));

@@ -6,16 +6,7 @@ use std::os::unix::net::UnixStream;
 use std::process::Stdio;
 
 use crate::policies::{assert_whole_blocks_in_order, dropping_run};
-use crate::util::{DEADLINE, Json, Running, TempDir, bpipe, finish, random_bytes, run};
-
-fn path_taken(stderr: &str) -> String {
-    let line = stderr
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .expect("a JSON record");
-    Json::parse(line).get("path").to_string()
-}
+use crate::util::{DEADLINE, Json, Running, TempDir, bpipe, finish, random_bytes, record, run};
 
 #[test]
 fn the_json_stats_say_which_path_was_taken() {
@@ -28,12 +19,12 @@ fn the_json_stats_say_which_path_was_taken() {
     } else {
         "splice"
     };
-    assert_eq!(path_taken(&spliced.stderr), expected);
+    assert_eq!(record(&spliced.stderr, "exit").get("path"), expected);
     let copied = run(&["--stats-format", "json", "--no-splice"], &input);
-    assert_eq!(path_taken(&copied.stderr), "copy");
+    assert_eq!(record(&copied.stderr, "exit").get("path"), "copy");
     assert!(copied.stdout == spliced.stdout);
     let lines = run(&["--stats-format", "json", "-l"], &input);
-    assert_eq!(path_taken(&lines.stderr), "copy");
+    assert_eq!(record(&lines.stderr, "exit").get("path"), "copy");
 }
 
 #[test]

@@ -41,6 +41,16 @@ impl Output {
     }
 }
 
+/// The first stats record of `event` (`exit`, `signal`, `interval`) on stderr.
+pub fn record(stderr: &str, event: &str) -> Json {
+    let needle = format!("\"event\":\"{event}\"");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(&needle))
+        .unwrap_or_else(|| panic!("no {event} record in {stderr}"));
+    Json::parse(line)
+}
+
 /// A flat JSON object of numbers, booleans and strings: all bpipe's stats records need.
 #[derive(Debug)]
 pub struct Json(pub Vec<(String, String)>);
@@ -108,7 +118,7 @@ fn wait_until(child: &mut Child, deadline: Instant) -> ExitStatus {
 }
 
 /// Starts bpipe with stdin, stdout and stderr all piped to the test.
-fn spawn_piped(args: &[&str]) -> Child {
+pub fn spawn_piped(args: &[&str]) -> Child {
     bpipe(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
