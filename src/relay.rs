@@ -17,13 +17,13 @@ use crate::endpoints::{self, Endpoint};
 use crate::limiter::Limiter;
 use crate::outcome::{Outcome, Side, error_line, is_broken_pipe};
 use crate::progress::Waiting;
-use crate::queue::{Limits, Queue};
+use crate::queue::{Limits, Queue, View};
 use crate::reader::{ReadEnd, Reader};
 use crate::report::Reporter;
 use crate::signals;
 use crate::slot::{Chunk, MemSlot};
 use crate::splice::{self, PipeSlot};
-use crate::stats::{Counters, Event, Snapshot};
+use crate::stats::{Counters, Event, Snapshot, Totals};
 use crate::sys;
 use crate::units::human_bytes;
 use crate::watch::{Watch, WriterState};
@@ -94,8 +94,19 @@ struct Run<S> {
 
 impl<S: Chunk + 'static> Run<S> {
     fn snapshot(&self, event: Event, exit_status: Option<u8>) -> Snapshot {
+        // The counters first: the writer's bytes out can then never exceed what the view says
+        // it took.
         let totals = self.shared.counters.totals();
-        let view = self.shared.queue.view();
+        self.snapshot_of(event, exit_status, totals, self.shared.queue.view())
+    }
+
+    fn snapshot_of(
+        &self,
+        event: Event,
+        exit_status: Option<u8>,
+        totals: Totals,
+        view: View,
+    ) -> Snapshot {
         let mut bytes_unsent = totals.bytes_discarded;
         if event == Event::Exit {
             // What the queue and the writer still hold will not be written any more.
@@ -155,16 +166,18 @@ impl<S: Chunk + 'static> Run<S> {
         }
     }
 
+    /// One reading of the counters and the queue serves the interval record, the live line and
+    /// the stall check, so all three tell the same moment.
     fn on_tick(&mut self, now: Instant) {
         let totals = self.shared.counters.totals();
+        let view = self.shared.queue.view();
         if let Some(rates) = self.watch.interval_due(now, &totals) {
-            let mut snapshot = self.snapshot(Event::Interval, None);
+            let mut snapshot = self.snapshot_of(Event::Interval, None, totals, view);
             snapshot.rates = Some(rates);
             self.reporter.emit(&snapshot, false);
         }
         if let Some(progress) = self.watch.progress_due(now, &totals) {
-            let snapshot = self.snapshot(Event::Interval, None);
-            let view = self.shared.queue.view();
+            let snapshot = self.snapshot_of(Event::Interval, None, totals, view);
             let waiting = if progress.throttled {
                 Waiting::Throttled
             } else if view.reader_waiting {
@@ -177,7 +190,6 @@ impl<S: Chunk + 'static> Run<S> {
             self.reporter
                 .draw_progress(&snapshot, progress.rate_out, waiting);
         }
-        let view = self.shared.queue.view();
         let writer = WriterState {
             has_data: view.chunks > 0 || view.taken_bytes > totals.bytes_out,
             reader_running: self.reader_end.is_none(),
