@@ -4,9 +4,9 @@ use std::fs::File;
 use std::io::{self, Write};
 
 use crate::cli::StatsFormat;
-use crate::outcome::error_line;
-use crate::progress::{self, Waiting};
-use crate::stats::Snapshot;
+use crate::report::progress::{self, Waiting};
+use crate::report::snapshot::Snapshot;
+use crate::supervise::outcome::error_line;
 
 pub struct Reporter {
     pub format: StatsFormat,

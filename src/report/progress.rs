@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::stats::Snapshot;
-use crate::units::human_bytes;
+use crate::cli::units::human_bytes;
+use crate::report::snapshot::Snapshot;
 
 const BAR_WIDTH: usize = 10;
 
@@ -71,7 +71,7 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::{Event, Totals};
+    use crate::report::snapshot::{Event, Totals};
 
     fn snapshot(out: u64, queue_bytes: usize) -> Snapshot {
         Snapshot {

@@ -3,8 +3,8 @@
 use std::io;
 use std::os::fd::RawFd;
 
+use crate::io::sys;
 use crate::queue::Slot;
-use crate::sys;
 
 /// A slot the stages can fill from a descriptor and drain into one.
 pub trait Chunk: Slot + Sized {

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::outcome::Side;
-use crate::stats::{Rates, Totals};
+use crate::report::snapshot::{Rates, Totals};
+use crate::supervise::outcome::Side;
 
 /// How often the live line is redrawn.
 const PROGRESS_PERIOD: Duration = Duration::from_millis(200);

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 
 use crate::cli::OnFull;
-use crate::endpoints::Endpoint;
-use crate::limiter::Limiter;
+use crate::io::endpoint::Endpoint;
 use crate::queue::{Item, Push, Queue, Slot};
-use crate::slot::{Chunk, MemSlot};
-use crate::stats::Counters;
+use crate::report::snapshot::Counters;
+use crate::slot::memory::{Chunk, MemSlot};
+use crate::stage::limiter::Limiter;
 
 /// Why the reader stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::units::{human_bytes, human_seconds};
+use crate::cli::units::{human_bytes, human_seconds};
 
 /// Each side's counters sit on their own cache line, so the two stages never contend on one.
 #[derive(Default)]
@@ -89,14 +89,6 @@ impl Counters {
 
     pub fn writer_throttled(&self, d: Duration) {
         add(&self.writer.throttled_ns, nanos(d));
-    }
-
-    pub fn bytes_in(&self) -> u64 {
-        self.reader.bytes_in.load(Relaxed)
-    }
-
-    pub fn bytes_out(&self) -> u64 {
-        self.writer.bytes_out.load(Relaxed)
     }
 
     pub fn totals(&self) -> Totals {

@@ -11,9 +11,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
 use std::sync::OnceLock;
 
+use crate::io::sys;
 use crate::queue::Slot;
-use crate::slot::Chunk;
-use crate::sys;
+use crate::slot::memory::Chunk;
 
 pub struct PipeSlot {
     read_end: OwnedFd,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum, ValueHint};
 
-use crate::units;
+pub mod units;
 
 const IO: &str = "Input/Output";
 const BUFFERING: &str = "Buffering";

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::sys;
+use crate::io::sys;
 
 /// A descriptor bpipe reads or writes, with the name messages use for it. Standard input and
 /// output are borrowed, never closed: other processes share them.

@@ -12,22 +12,25 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+pub mod outcome;
+pub(crate) mod signals;
+pub(crate) mod watch;
+
+use crate::cli::units::human_bytes;
 use crate::cli::{Cli, OnFull, RateUnit};
-use crate::endpoints::{self, Endpoint};
-use crate::limiter::Limiter;
-use crate::outcome::{Outcome, Side, error_line, is_broken_pipe};
-use crate::progress::Waiting;
+use crate::io::endpoint::{self, Endpoint};
+use crate::io::sys;
 use crate::queue::{Limits, Queue, View};
-use crate::reader::{ReadEnd, Reader};
-use crate::report::Reporter;
-use crate::signals;
-use crate::slot::{Chunk, MemSlot};
-use crate::splice::{self, PipeSlot};
-use crate::stats::{Counters, Event, Snapshot, Totals};
-use crate::sys;
-use crate::units::human_bytes;
-use crate::watch::{Watch, WriterState};
-use crate::writer::{Pace, Writer};
+use crate::report::progress::Waiting;
+use crate::report::reporter::Reporter;
+use crate::report::snapshot::{Counters, Event, Snapshot, Totals};
+use crate::slot::memory::{Chunk, MemSlot};
+use crate::slot::pipe::{self, PipeSlot};
+use crate::stage::limiter::Limiter;
+use crate::stage::reader::{ReadEnd, Reader};
+use crate::stage::writer::{Pace, Writer};
+use crate::supervise::outcome::{Outcome, Side, error_line, is_broken_pipe};
+use crate::supervise::watch::{Watch, WriterState};
 
 /// How often a stop request re-sends its wake-up to a reader blocked in read.
 const WAKE_PERIOD: Duration = Duration::from_millis(20);
@@ -338,8 +341,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         let _ = signal_tx.send(Message::Signal(signal));
     })
     .context("cannot install signal handlers")?;
-    let inputs = endpoints::open_inputs(&cli.files)?;
-    let output = endpoints::open_output(cli.output.as_deref(), cli.append)?;
+    let inputs = endpoint::open_inputs(&cli.files)?;
+    let output = endpoint::open_output(cli.output.as_deref(), cli.append)?;
     let stats_file = open_stats_file(cli)?;
     let plan = Plan::new(cli);
     grow_pipes(&inputs, &output, &plan.limits, plan.chunk_size);
@@ -358,7 +361,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         channel: (tx, rx),
     };
     if !cli.no_splice && setup.plan.limits.delimiter.is_none() {
-        match splice::ring(setup.plan.limits.slots, chunk_size) {
+        match pipe::ring(setup.plan.limits.slots, chunk_size) {
             Ok(ring) => {
                 setup.plan.path = "splice";
                 let refuse = || Err(io::Error::other("every slot of the splice ring is in use"));

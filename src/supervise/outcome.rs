@@ -69,7 +69,7 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
 /// `bpipe: <what>: <why>`, where `why` reads like the C library's message.
 pub fn error_line(error: &anyhow::Error) -> String {
     let why = match io_error(error) {
-        Some(io) => crate::sys::describe(io),
+        Some(io) => crate::io::sys::describe(io),
         None => error.root_cause().to_string(),
     };
     let what: Vec<String> = error

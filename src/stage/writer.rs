@@ -3,11 +3,11 @@
 use std::io;
 use std::sync::atomic::AtomicBool;
 
-use crate::endpoints::Endpoint;
-use crate::limiter::Limiter;
+use crate::io::endpoint::Endpoint;
 use crate::queue::Queue;
-use crate::slot::Chunk;
-use crate::stats::Counters;
+use crate::report::snapshot::Counters;
+use crate::slot::memory::Chunk;
+use crate::stage::limiter::Limiter;
 
 /// What a rate limit on the output counts.
 pub enum Pace {

@@ -72,7 +72,7 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         let reader = thread::spawn(move || {
             let mut buf = [0u8; 4];
-            tx.send(crate::sys::read(fds[0], &mut buf).map_err(|e| e.kind()))
+            tx.send(crate::io::sys::read(fds[0], &mut buf).map_err(|e| e.kind()))
                 .unwrap();
         });
         let outcome = loop {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use std::{hint, thread};
 
 use crate::cli::OnFull;
-use crate::stats::Counters;
+use crate::report::snapshot::Counters;
 
 /// Rounds of backing off, with the lock released, before a stage sleeps on its condvar. The
 /// other stage usually acts within microseconds, and a futex sleep and wake-up costs more than
