@@ -1,6 +1,7 @@
 //! bpipe: a bounded, observable buffer between a producer and a consumer.
 
 pub mod cli;
+pub(crate) mod clock;
 pub(crate) mod io;
 pub(crate) mod queue;
 pub(crate) mod report;

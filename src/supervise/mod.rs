@@ -409,10 +409,14 @@ fn paces(cli: &Cli, chunk_size: usize) -> (Option<Limiter>, Option<Pace>) {
             RateUnit::Bytes => burst(cli, rate, chunk_size, RateUnit::Bytes),
             RateUnit::Lines => (chunk_size as u64).max(rate / 10),
         };
-        Limiter::new(rate, burst)
+        Limiter::new(rate, burst, crate::clock::system())
     });
     let write = cli.rate_limit.map(|rate| {
-        let limiter = Limiter::new(rate, burst(cli, rate, chunk_size, cli.rate_unit));
+        let limiter = Limiter::new(
+            rate,
+            burst(cli, rate, chunk_size, cli.rate_unit),
+            crate::clock::system(),
+        );
         match cli.rate_unit {
             RateUnit::Bytes => Pace::Bytes(limiter),
             RateUnit::Lines => Pace::Records(limiter, cli.delimiter()),
