@@ -3,6 +3,7 @@
 pub mod cli;
 pub(crate) mod clock;
 pub(crate) mod io;
+pub(crate) mod plan;
 pub(crate) mod queue;
 pub(crate) mod report;
 pub(crate) mod slot;

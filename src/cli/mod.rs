@@ -184,6 +184,13 @@ impl Cli {
                 "--rate-unit lines counts records: it needs --lines (or --null)",
             ));
         }
+        if self.rate_unit == RateUnit::Lines && self.read_rate.is_some() && self.burst.is_some() {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--burst counts records under --rate-unit lines, but --read-rate counts bytes: \
+                 drop --burst, or use --rate-unit bytes",
+            ));
+        }
         Ok(())
     }
 
@@ -227,6 +234,24 @@ mod tests {
         assert!(cli.check().is_err());
         let cli = Cli::try_parse_from(["bpipe", "-l", "--rate-unit", "lines", "-L", "10"]).unwrap();
         assert!(cli.check().is_ok());
+    }
+
+    #[test]
+    fn a_burst_in_records_cannot_bound_the_read_rate() {
+        let args = [
+            "bpipe",
+            "-l",
+            "--rate-unit",
+            "lines",
+            "-L",
+            "10",
+            "--burst",
+            "3",
+        ];
+        let cli = Cli::try_parse_from(args).unwrap();
+        assert!(cli.check().is_ok());
+        let cli = Cli::try_parse_from(args.iter().chain(&["--read-rate", "1M"])).unwrap();
+        assert!(cli.check().is_err());
     }
 
     #[test]

@@ -1,75 +1,86 @@
-//! Opening what bpipe reads and writes, and checking it before any byte moves.
+//! What bpipe reads and writes: each endpoint owns its resource and knows its name, and the
+//! writer tells it when the stream has ended.
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
 
 use anyhow::Context;
 
 use crate::io::sys;
+use crate::plan::{InputSpec, OutputSpec};
 
-/// A descriptor bpipe reads or writes, with the name messages use for it. Standard input and
-/// output are borrowed, never closed: other processes share them.
-pub struct Endpoint {
-    fd: RawFd,
-    _file: Option<File>,
-    pub name: String,
+/// A descriptor bpipe reads or writes. Standard input and output are borrowed, never closed:
+/// other processes share them.
+pub(crate) enum Endpoint {
+    Stdin,
+    Stdout,
+    File { file: File, name: String },
 }
 
 impl Endpoint {
-    pub fn fd(&self) -> RawFd {
-        self.fd
-    }
-
-    fn borrowed(fd: RawFd, name: &str) -> Self {
-        Endpoint {
-            fd,
-            _file: None,
-            name: name.to_string(),
+    pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            // SAFETY: bpipe never closes its standard input or output, so they stay open for as
+            // long as any borrow of the endpoint.
+            Endpoint::Stdin => unsafe { BorrowedFd::borrow_raw(libc::STDIN_FILENO) },
+            // SAFETY: as above.
+            Endpoint::Stdout => unsafe { BorrowedFd::borrow_raw(libc::STDOUT_FILENO) },
+            Endpoint::File { file, .. } => file.as_fd(),
         }
     }
 
-    fn owned(file: File, path: &Path) -> Self {
-        Endpoint {
-            fd: file.as_raw_fd(),
-            _file: Some(file),
+    /// The name messages use.
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            Endpoint::Stdin => "standard input",
+            Endpoint::Stdout => "standard output",
+            Endpoint::File { name, .. } => name,
+        }
+    }
+
+    /// The end of the stream, after the last byte was written. Files and pipes need nothing
+    /// more; a socket will half-close here.
+    pub(crate) fn finish(&self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn file(file: File, path: &Path) -> Self {
+        Endpoint::File {
+            file,
             name: path.display().to_string(),
         }
     }
 }
 
-fn is_stdin(path: &Path) -> bool {
-    path.as_os_str() == "-"
-}
-
 /// Opens every input up front, so that a missing or unreadable one stops bpipe before it writes.
-pub fn open_inputs(files: &[PathBuf]) -> anyhow::Result<Vec<Endpoint>> {
-    if files.is_empty() {
-        return Ok(vec![Endpoint::borrowed(
-            libc::STDIN_FILENO,
-            "standard input",
-        )]);
-    }
-    files
+pub(crate) fn open_inputs(specs: &[InputSpec]) -> anyhow::Result<Vec<Endpoint>> {
+    specs
         .iter()
-        .map(|path| {
-            if is_stdin(path) {
-                return Ok(Endpoint::borrowed(libc::STDIN_FILENO, "standard input"));
-            }
+        .map(|spec| {
+            let path = match spec {
+                InputSpec::Stdin => return Ok(Endpoint::Stdin),
+                InputSpec::File(path) => path,
+            };
             let name = path.display().to_string();
             let file = File::open(path).with_context(|| name.clone())?;
-            if sys::file_type(file.as_raw_fd()).with_context(|| name.clone())? == libc::S_IFDIR {
+            if sys::file_type(file.as_fd()).with_context(|| name.clone())? == libc::S_IFDIR {
                 return Err(io::Error::from_raw_os_error(libc::EISDIR)).context(name);
             }
-            Ok(Endpoint::owned(file, path))
+            Ok(Endpoint::file(file, path))
         })
         .collect()
 }
 
-pub fn open_output(path: Option<&Path>, append: bool) -> anyhow::Result<Endpoint> {
-    let Some(path) = path else {
-        return Ok(Endpoint::borrowed(libc::STDOUT_FILENO, "standard output"));
+pub(crate) fn open_outputs(specs: &[OutputSpec]) -> anyhow::Result<Vec<Endpoint>> {
+    specs.iter().map(open_output).collect()
+}
+
+fn open_output(spec: &OutputSpec) -> anyhow::Result<Endpoint> {
+    let (path, append) = match spec {
+        OutputSpec::Stdout => return Ok(Endpoint::Stdout),
+        OutputSpec::File { path, append } => (path, *append),
     };
     let mut options = OpenOptions::new();
     options.create(true);
@@ -81,28 +92,28 @@ pub fn open_output(path: Option<&Path>, append: bool) -> anyhow::Result<Endpoint
     let file = options
         .open(path)
         .with_context(|| path.display().to_string())?;
-    Ok(Endpoint::owned(file, path))
+    Ok(Endpoint::file(file, path))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     #[test]
-    fn no_files_and_dash_mean_standard_input() {
-        let inputs = open_inputs(&[]).unwrap();
-        assert_eq!(inputs[0].fd(), libc::STDIN_FILENO);
-        let inputs = open_inputs(&[PathBuf::from("-")]).unwrap();
-        assert_eq!(inputs[0].name, "standard input");
+    fn standard_input_is_borrowed_and_named() {
+        let inputs = open_inputs(&[InputSpec::Stdin]).unwrap();
+        assert_eq!(inputs[0].as_fd().as_raw_fd(), libc::STDIN_FILENO);
+        assert_eq!(inputs[0].name(), "standard input");
     }
 
     #[test]
     fn bad_inputs_are_named() {
-        let missing = open_inputs(&[PathBuf::from("/nonexistent/x")])
+        let missing = open_inputs(&[InputSpec::File("/nonexistent/x".into())])
             .err()
             .unwrap();
         assert_eq!(missing.to_string(), "/nonexistent/x");
-        let dir = open_inputs(&[PathBuf::from("/")]).err().unwrap();
+        let dir = open_inputs(&[InputSpec::File("/".into())]).err().unwrap();
         let root = dir.root_cause().downcast_ref::<io::Error>().unwrap();
         assert_eq!(root.raw_os_error(), Some(libc::EISDIR));
     }

@@ -1,7 +1,7 @@
 //! Thin, checked wrappers over the few system calls bpipe makes itself.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 fn check(ret: isize) -> io::Result<usize> {
     if ret < 0 {
@@ -12,19 +12,19 @@ fn check(ret: isize) -> io::Result<usize> {
 }
 
 /// One read(2); `Interrupted` is returned, not retried, so a stop request can be seen.
-pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: the buffer is valid for writes of its whole length.
-    check(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+    check(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
 }
 
 /// One write(2); `Interrupted` is returned, not retried.
-pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+pub(crate) fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: the buffer is valid for reads of its whole length.
-    check(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })
+    check(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })
 }
 
 /// Writes all of `buf`, through partial writes and EINTR.
-pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+pub(crate) fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
         match write(fd, buf) {
             Ok(n) => buf = &buf[n..],
@@ -36,36 +36,36 @@ pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
 }
 
 /// The kind of file behind a descriptor.
-pub fn file_type(fd: RawFd) -> io::Result<libc::mode_t> {
+pub(crate) fn file_type(fd: BorrowedFd<'_>) -> io::Result<libc::mode_t> {
     // SAFETY: an all-zero stat is a valid value to be overwritten by fstat.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `st` is a valid, writable stat buffer.
-    if unsafe { libc::fstat(fd, &mut st) } < 0 {
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(st.st_mode & libc::S_IFMT)
 }
 
-pub fn is_pipe(fd: RawFd) -> bool {
+pub(crate) fn is_pipe(fd: BorrowedFd<'_>) -> bool {
     file_type(fd).is_ok_and(|t| t == libc::S_IFIFO)
 }
 
 /// Raises a pipe's capacity towards `bytes`, returning what the kernel granted. Only ever grows
 /// it: a pipe shared with the producer or consumer must not lose capacity because of us.
-pub fn grow_pipe(fd: RawFd, bytes: usize) -> io::Result<usize> {
+pub(crate) fn grow_pipe(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<usize> {
     // SAFETY: F_GETPIPE_SZ takes no argument and only reads the descriptor's state.
-    let current = check(unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) } as isize)?;
+    let current = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ) } as isize)?;
     if current >= bytes {
         return Ok(current);
     }
     let wanted = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
     // SAFETY: F_SETPIPE_SZ takes an int and fails cleanly on anything but a pipe.
-    check(unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, wanted) } as isize)
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, wanted) } as isize)
 }
 
 /// Raises the soft limit on open descriptors to at least `needed`, as far as the hard limit
 /// allows, and returns the limit in force: the splice ring holds two descriptors per slot.
-pub fn raise_fd_limit(needed: u64) -> u64 {
+pub(crate) fn raise_fd_limit(needed: u64) -> u64 {
     // SAFETY: an all-zero rlimit is valid, and getrlimit/setrlimit only read and write it.
     unsafe {
         let mut limit: libc::rlimit = std::mem::zeroed();
@@ -86,7 +86,7 @@ pub fn raise_fd_limit(needed: u64) -> u64 {
 }
 
 /// Strips Rust's " (os error N)" so messages read like the C tools': `No space left on device`.
-pub fn describe(error: &io::Error) -> String {
+pub(crate) fn describe(error: &io::Error) -> String {
     let text = error.to_string();
     match text.rfind(" (os error ") {
         Some(at) if text.ends_with(')') => text[..at].to_string(),
@@ -108,20 +108,14 @@ mod tests {
 
     #[test]
     fn pipes_grow_but_never_shrink() {
-        let mut fds = [0; 2];
-        // SAFETY: `fds` has room for the two descriptors pipe(2) returns.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        assert!(is_pipe(fds[0]));
-        let grown = grow_pipe(fds[1], 256 * 1024).unwrap();
+        use std::os::fd::AsFd;
+        let (r, w) = io::pipe().unwrap();
+        assert!(is_pipe(r.as_fd()));
+        let grown = grow_pipe(w.as_fd(), 256 * 1024).unwrap();
         assert!(grown >= 64 * 1024);
-        assert_eq!(grow_pipe(fds[1], 4096).unwrap(), grown);
-        write_all(fds[1], b"abc").unwrap();
+        assert_eq!(grow_pipe(w.as_fd(), 4096).unwrap(), grown);
+        write_all(w.as_fd(), b"abc").unwrap();
         let mut buf = [0u8; 8];
-        assert_eq!(read(fds[0], &mut buf).unwrap(), 3);
-        // SAFETY: both descriptors were opened above and are closed once.
-        unsafe {
-            libc::close(fds[0]);
-            libc::close(fds[1]);
-        }
+        assert_eq!(read(r.as_fd(), &mut buf).unwrap(), 3);
     }
 }

@@ -1,35 +1,28 @@
-//! The bounded queue between the reader and the writer, and the overload policies that act on it.
+//! The bounded queue between the reader and the writer, in three parts: `storage` (the chunks,
+//! their bytes and peaks, the free slots, what the consumer took), `policy` (admission when the
+//! queue is full, and its drop tallies) and `sync` (the lock, the condvars and the wait clocks).
 //!
 //! The queue does not care what a slot holds (a buffer in memory or an internal pipe): it only
-//! needs its length. Slots are recycled through a free list so that a long run allocates nothing
-//! per chunk. Each side is woken only when the other one is actually waiting, which keeps the hot
-//! path to one uncontended lock per chunk and side.
+//! measures it. Slots are recycled so that a long run allocates nothing per chunk. Each side is
+//! woken only when the other one is actually waiting, which keeps the hot path to one
+//! uncontended lock per chunk and side.
 
-use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
-use std::{hint, thread};
+use std::time::Duration;
 
 use crate::cli::OnFull;
-use crate::report::snapshot::Counters;
+use crate::clock::SharedClock;
 
-/// Rounds of backing off, with the lock released, before a stage sleeps on its condvar. The
-/// other stage usually acts within microseconds, and a futex sleep and wake-up costs more than
-/// that on both sides.
-const BACK_OFF_ROUNDS: u32 = 8;
+mod policy;
+mod storage;
+mod sync;
 
-fn back_off(round: u32) {
-    if round <= 4 {
-        for _ in 0..(4 << round) {
-            hint::spin_loop();
-        }
-    } else {
-        thread::yield_now();
-    }
-}
+pub(crate) use policy::Drops;
+use policy::{Admission, Decision};
+use storage::{Lane, Storage};
+use sync::{Clocked, Side, Sync, Waits};
 
 /// What the queue needs to know of a slot.
-pub trait Slot: Send {
+pub(crate) trait Payload: Send {
     /// Bytes the slot holds.
     fn len(&self) -> usize;
 
@@ -43,20 +36,19 @@ pub trait Slot: Send {
 }
 
 /// A filled slot and where it sits among records. Outside line mode every chunk is a whole
-/// record; in line mode a record longer than a chunk spans several chunks, and the policies must
-/// keep or drop all of them together.
-pub struct Item<S> {
-    pub slot: S,
-    pub len: usize,
-    pub starts_record: bool,
-    pub ends_record: bool,
+/// record; in line mode a record longer than a chunk spans several chunks.
+pub(crate) struct Item<P> {
+    pub(crate) slot: P,
+    pub(crate) len: usize,
+    pub(crate) starts_record: bool,
+    pub(crate) ends_record: bool,
 }
 
 /// What happened to a chunk the reader offered.
-pub enum Push<S> {
+pub(crate) enum Push<P> {
     Queued,
     /// Dropped by the policy; the reader keeps the slot for its next read.
-    Dropped(S),
+    Dropped(P),
     /// The queue was full under `fail`: the chunk was counted as dropped and the reader stops.
     Rejected,
     /// The output is gone or the relay is stopping: the chunk will never be written.
@@ -64,333 +56,232 @@ pub enum Push<S> {
 }
 
 #[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    pub chunks: usize,
-    pub bytes: usize,
+pub(crate) struct Limits {
+    pub(crate) chunks: usize,
+    pub(crate) bytes: usize,
     /// Slots that may exist at once: the queue's, plus those the two stages hold.
-    pub slots: usize,
+    pub(crate) slots: usize,
     /// The record delimiter in line mode, so that drops count records.
-    pub delimiter: Option<u8>,
+    pub(crate) delimiter: Option<u8>,
 }
 
-/// What the queue looks like right now, for stats and the stall watchdog.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct View {
-    pub chunks: usize,
-    pub bytes: usize,
-    pub peak_chunks: usize,
-    pub peak_bytes: usize,
-    pub reader_blocked: Duration,
-    pub writer_idle: Duration,
-    pub reader_waiting: bool,
-    pub writer_waiting: bool,
+/// What the queue looks like right now, for stats, the stall watchdog and the accounts.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct View {
+    pub(crate) chunks: usize,
+    pub(crate) bytes: usize,
+    pub(crate) peak_chunks: usize,
+    pub(crate) peak_bytes: usize,
+    pub(crate) reader_blocked: Duration,
+    pub(crate) writer_idle: Duration,
+    pub(crate) reader_waiting: bool,
+    pub(crate) writer_waiting: bool,
+    pub(crate) drops: Drops,
+    /// Bytes the reader offered, whatever became of them.
+    pub(crate) offered_bytes: u64,
+    /// Bytes offered after the queue closed: never queued, never written.
+    pub(crate) refused_bytes: u64,
+    /// Queued bytes thrown away when the queue closed.
+    pub(crate) discarded_bytes: u64,
     /// Bytes the writer has taken from the queue, written or not.
-    pub taken_bytes: u64,
+    pub(crate) taken_bytes: u64,
 }
 
-struct State<S> {
-    items: VecDeque<Item<S>>,
-    bytes: usize,
-    free: Vec<S>,
-    created: usize,
+struct State<P> {
+    storage: Storage<P>,
+    admission: Admission,
+    lane: Lane,
+    waits: Waits,
     input_done: bool,
     closed: bool,
-    /// The writer has taken the head of the record now at the front, so the rest of that record
-    /// cannot be dropped without cutting it.
-    front_committed: bool,
-    /// A record was dropped before its last chunk arrived: its remaining chunks go too.
-    dropping_record: bool,
-    reader_wait_start: Option<Instant>,
-    writer_wait_start: Option<Instant>,
-    reader_blocked: Duration,
-    writer_idle: Duration,
-    peak_chunks: usize,
-    peak_bytes: usize,
-    taken_bytes: u64,
+    offered_bytes: u64,
+    refused_bytes: u64,
+    discarded_bytes: u64,
 }
 
-pub struct Queue<S> {
+impl<P> Clocked for State<P> {
+    fn waits(&mut self) -> &mut Waits {
+        &mut self.waits
+    }
+}
+
+pub(crate) struct Queue<P> {
     limits: Limits,
-    state: Mutex<State<S>>,
-    room: Condvar,
-    data: Condvar,
+    sync: Sync<State<P>>,
 }
 
-impl<S: Slot> Queue<S> {
-    pub fn new(limits: Limits) -> Self {
+impl<P: Payload> Queue<P> {
+    pub(crate) fn new(limits: Limits, policy: OnFull, clock: SharedClock) -> Self {
         let state = State {
-            items: VecDeque::with_capacity(limits.chunks.min(1 << 16)),
-            bytes: 0,
-            free: Vec::new(),
-            created: 0,
+            storage: Storage::new(limits.chunks),
+            admission: Admission::new(policy, limits.delimiter, limits.chunks, limits.bytes),
+            lane: Lane::default(),
+            waits: Waits::default(),
             input_done: false,
             closed: false,
-            front_committed: false,
-            dropping_record: false,
-            reader_wait_start: None,
-            writer_wait_start: None,
-            reader_blocked: Duration::ZERO,
-            writer_idle: Duration::ZERO,
-            peak_chunks: 0,
-            peak_bytes: 0,
-            taken_bytes: 0,
+            offered_bytes: 0,
+            refused_bytes: 0,
+            discarded_bytes: 0,
         };
         Queue {
             limits,
-            state: Mutex::new(state),
-            room: Condvar::new(),
-            data: Condvar::new(),
+            sync: Sync::new(state, clock),
         }
     }
 
-    /// Hands the queue every slot it may use, made up front.
-    pub fn stock(&self, slots: Vec<S>) {
-        let mut state = self.lock();
-        state.created += slots.len();
-        state.free.extend(slots);
+    /// Hands the queue slots made up front.
+    pub(crate) fn stock(&self, slots: Vec<P>) {
+        self.sync.lock().storage.stock(slots);
     }
 
-    pub fn capacity_chunks(&self) -> usize {
+    pub(crate) fn capacity_chunks(&self) -> usize {
         self.limits.chunks
     }
 
-    pub fn capacity_bytes(&self) -> usize {
+    pub(crate) fn capacity_bytes(&self) -> usize {
         self.limits.bytes
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State<S>> {
-        // A poisoned lock means a stage panicked; the counters are still the best account we have.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Waits for the writer to take a chunk or return a slot: first a few rounds of backing
-    /// off, then asleep on the condvar.
-    fn wait_for_room<'a>(
-        &'a self,
-        mut state: MutexGuard<'a, State<S>>,
-        round: &mut u32,
-    ) -> MutexGuard<'a, State<S>> {
-        if *round < BACK_OFF_ROUNDS {
-            *round += 1;
-            drop(state);
-            back_off(*round);
-            return self.lock();
-        }
-        state.reader_wait_start = Some(Instant::now());
-        state = self.room.wait(state).unwrap_or_else(|e| e.into_inner());
-        if let Some(start) = state.reader_wait_start.take() {
-            state.reader_blocked += start.elapsed();
-        }
-        state
     }
 
     /// A slot to fill: a recycled one, a new one from `make` while fewer than the limit exist, or
     /// `None` once the relay is closing.
-    pub fn acquire<E>(&self, make: impl FnOnce() -> Result<S, E>) -> Result<Option<S>, E> {
-        let mut state = self.lock();
+    pub(crate) fn acquire<E>(&self, make: impl FnOnce() -> Result<P, E>) -> Result<Option<P>, E> {
+        let mut state = self.sync.lock();
         let mut round = 0;
         loop {
             if state.closed {
                 return Ok(None);
             }
-            if let Some(slot) = state.free.pop() {
+            if let Some(slot) = state.storage.take_free() {
                 return Ok(Some(slot));
             }
-            if state.created < self.limits.slots {
-                state.created += 1;
+            if state.storage.reserve_new(self.limits.slots) {
                 drop(state);
                 return make().map(Some);
             }
-            state = self.wait_for_room(state, &mut round);
+            state = self.sync.wait(state, Side::Reader, &mut round);
         }
     }
 
     /// Offers a filled chunk, applying the overload policy when the queue is full.
-    pub fn push(&self, item: Item<S>, policy: OnFull, counters: &Counters) -> Push<S> {
-        let mut state = self.lock();
+    pub(crate) fn push(&self, mut item: Item<P>) -> Push<P> {
+        let mut state = self.sync.lock();
+        state.offered_bytes += item.len as u64;
         let mut round = 0;
         loop {
             if state.closed {
+                state.refused_bytes += item.len as u64;
                 return Push::Closed;
             }
-            if state.dropping_record {
-                state.dropping_record = !item.ends_record;
-                counters.dropped(item.len, self.records(&item));
-                return Push::Dropped(item.slot);
-            }
-            if self.fits(&state, item.len) {
-                state.bytes += item.len;
-                state.items.push_back(item);
-                state.peak_chunks = state.peak_chunks.max(state.items.len());
-                state.peak_bytes = state.peak_bytes.max(state.bytes);
-                if state.writer_wait_start.is_some() {
-                    self.data.notify_one();
+            let State {
+                storage,
+                admission,
+                lane,
+                ..
+            } = &mut *state;
+            match admission.admit(item, storage, lane) {
+                Decision::Admit(admitted) => {
+                    storage.push_back(admitted);
+                    self.sync.wake(&mut state, Side::Writer);
+                    return Push::Queued;
                 }
-                return Push::Queued;
-            }
-            match policy {
-                OnFull::Block => state = self.wait_for_room(state, &mut round),
-                OnFull::Drop if item.starts_record => {
-                    state.dropping_record = !item.ends_record;
-                    counters.dropped(item.len, self.records(&item));
-                    return Push::Dropped(item.slot);
-                }
-                // The head of this record is already accepted: dropping the rest would cut it.
-                OnFull::Drop => state = self.wait_for_room(state, &mut round),
-                OnFull::DropOldest => {
-                    if !self.evict_oldest_record(&mut state, counters) {
-                        state = self.wait_for_room(state, &mut round);
-                    }
-                }
-                OnFull::Fail => {
-                    counters.dropped(item.len, self.records(&item));
-                    return Push::Rejected;
+                Decision::Dropped(slot) => return Push::Dropped(slot),
+                Decision::Rejected => return Push::Rejected,
+                Decision::Wait(waiting) => {
+                    item = waiting;
+                    state = self.sync.wait(state, Side::Reader, &mut round);
                 }
             }
         }
-    }
-
-    fn fits(&self, state: &State<S>, len: usize) -> bool {
-        state.items.is_empty()
-            || (state.items.len() < self.limits.chunks && state.bytes + len <= self.limits.bytes)
-    }
-
-    /// Drops the oldest record the writer has not started on. Returns false when there is none.
-    fn records(&self, item: &Item<S>) -> u64 {
-        self.limits
-            .delimiter
-            .map_or(0, |d| item.slot.records(d, item.ends_record))
-    }
-
-    fn evict_oldest_record(&self, state: &mut State<S>, counters: &Counters) -> bool {
-        let mut index = 0;
-        if state.front_committed {
-            while index < state.items.len() {
-                index += 1;
-                if state.items[index - 1].ends_record {
-                    break;
-                }
-            }
-        }
-        if index >= state.items.len() {
-            return false;
-        }
-        loop {
-            let Some(item) = state.items.remove(index) else {
-                // The record goes on past the queue: its later chunks must be dropped as they come.
-                state.dropping_record = true;
-                break;
-            };
-            state.bytes -= item.len;
-            counters.dropped(item.len, self.records(&item));
-            let ends = item.ends_record;
-            state.free.push(item.slot);
-            if ends {
-                break;
-            }
-        }
-        true
     }
 
     /// The reader is done: the writer drains what is queued, then stops.
-    pub fn finish_input(&self) {
-        let mut state = self.lock();
+    pub(crate) fn finish_input(&self) {
+        let mut state = self.sync.lock();
         state.input_done = true;
-        self.data.notify_one();
+        self.sync.wake(&mut state, Side::Writer);
     }
 
     /// The output is gone or the relay must stop now: whatever is queued will never be written.
-    /// Returns the bytes thrown away.
-    pub fn close(&self) -> usize {
-        let mut state = self.lock();
+    pub(crate) fn close(&self) {
+        let mut state = self.sync.lock();
         state.closed = true;
-        let discarded = state.bytes;
-        state.items.clear();
-        state.bytes = 0;
-        self.room.notify_all();
-        self.data.notify_all();
-        discarded
+        let discarded = state.storage.clear();
+        state.discarded_bytes += discarded as u64;
+        self.sync.wake_all();
     }
 
     /// Returns the slot the writer has emptied, and waits for the next chunk. `None` once the
     /// input is done and the queue is empty, or the relay is closing.
-    pub fn pop(&self, emptied: Option<S>) -> Option<Item<S>> {
-        let mut state = self.lock();
+    pub(crate) fn pop(&self, emptied: Option<P>) -> Option<Item<P>> {
+        let mut state = self.sync.lock();
         if let Some(slot) = emptied {
-            state.free.push(slot);
+            state.storage.recycle(slot);
         }
         let mut round = 0;
         loop {
             if state.closed {
                 return None;
             }
-            if let Some(item) = state.items.pop_front() {
-                state.bytes -= item.len;
-                state.taken_bytes += item.len as u64;
-                state.front_committed = !item.ends_record;
-                if state.reader_wait_start.is_some() {
-                    self.room.notify_one();
-                }
+            if let Some(item) = state.storage.pop_front() {
+                state.lane.take(&item);
+                self.sync.wake(&mut state, Side::Reader);
                 return Some(item);
             }
             if state.input_done {
                 return None;
             }
-            if state.reader_wait_start.is_some() {
-                // The reader may be waiting for a free slot rather than for room.
-                self.room.notify_one();
-            }
-            if round < BACK_OFF_ROUNDS {
-                round += 1;
-                drop(state);
-                back_off(round);
-                state = self.lock();
-                continue;
-            }
-            state.writer_wait_start = Some(Instant::now());
-            state = self.data.wait(state).unwrap_or_else(|e| e.into_inner());
-            if let Some(start) = state.writer_wait_start.take() {
-                state.writer_idle += start.elapsed();
-            }
+            // The reader may be waiting for a free slot rather than for room.
+            self.sync.wake(&mut state, Side::Reader);
+            state = self.sync.wait(state, Side::Writer, &mut round);
         }
     }
 
-    pub fn view(&self) -> View {
-        let state = self.lock();
-        let now = Instant::now();
-        let ongoing = |start: Option<Instant>| start.map_or(Duration::ZERO, |s| now - s);
+    pub(crate) fn view(&self) -> View {
+        let state = self.sync.lock();
+        let now = self.sync.now();
+        let (peak_chunks, peak_bytes) = state.storage.peaks();
         View {
-            chunks: state.items.len(),
-            bytes: state.bytes,
-            peak_chunks: state.peak_chunks,
-            peak_bytes: state.peak_bytes,
-            reader_blocked: state.reader_blocked + ongoing(state.reader_wait_start),
-            writer_idle: state.writer_idle + ongoing(state.writer_wait_start),
-            reader_waiting: state.reader_wait_start.is_some(),
-            writer_waiting: state.writer_wait_start.is_some(),
-            taken_bytes: state.taken_bytes,
+            chunks: state.storage.len(),
+            bytes: state.storage.bytes(),
+            peak_chunks,
+            peak_bytes,
+            reader_blocked: state.waits.total(Side::Reader, now),
+            writer_idle: state.waits.total(Side::Writer, now),
+            reader_waiting: state.waits.is_waiting(Side::Reader),
+            writer_waiting: state.waits.is_waiting(Side::Writer),
+            drops: state.admission.drops(),
+            offered_bytes: state.offered_bytes,
+            refused_bytes: state.refused_bytes,
+            discarded_bytes: state.discarded_bytes,
+            taken_bytes: state.lane.taken_bytes,
         }
+    }
+}
+
+/// A payload of plain bytes, for tests that drive a queue by hand.
+#[cfg(test)]
+pub(crate) struct TestBytes(pub(crate) Vec<u8>);
+
+#[cfg(test)]
+impl Payload for TestBytes {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn records(&self, delimiter: u8, ends_record: bool) -> u64 {
+        let ends = self.0.iter().filter(|&&b| b == delimiter).count() as u64;
+        ends + u64::from(ends_record && self.0.last() != Some(&delimiter))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::manual::ManualClock;
     use std::sync::Arc;
     use std::thread;
 
-    struct Bytes(Vec<u8>);
-
-    impl Slot for Bytes {
-        fn len(&self) -> usize {
-            self.0.len()
-        }
-
-        fn records(&self, delimiter: u8, ends_record: bool) -> u64 {
-            let ends = self.0.iter().filter(|&&b| b == delimiter).count() as u64;
-            ends + u64::from(ends_record && self.0.last() != Some(&delimiter))
-        }
-    }
+    use TestBytes as Bytes;
 
     fn item(data: &[u8], starts: bool, ends: bool) -> Item<Bytes> {
         Item {
@@ -405,13 +296,19 @@ mod tests {
         item(data, true, true)
     }
 
-    fn queue(chunks: usize, bytes: usize) -> Queue<Bytes> {
-        Queue::new(Limits {
+    fn queue_with(chunks: usize, bytes: usize, policy: OnFull) -> (Queue<Bytes>, Arc<ManualClock>) {
+        let clock = ManualClock::new();
+        let limits = Limits {
             chunks,
             bytes,
             slots: chunks + 3,
             delimiter: Some(b'\n'),
-        })
+        };
+        (Queue::new(limits, policy, clock.clone()), clock)
+    }
+
+    fn queue(chunks: usize, bytes: usize, policy: OnFull) -> Queue<Bytes> {
+        queue_with(chunks, bytes, policy).0
     }
 
     fn drain(queue: &Queue<Bytes>) -> Vec<Vec<u8>> {
@@ -419,178 +316,128 @@ mod tests {
         std::iter::from_fn(|| queue.pop(None).map(|i| i.slot.0)).collect()
     }
 
+    fn queued(push: Push<Bytes>) -> bool {
+        matches!(push, Push::Queued)
+    }
+
+    /// Waits (in real time, bounded) until the reader sleeps in the queue.
+    fn until_reader_waits(q: &Queue<Bytes>) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !q.view().reader_waiting {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the reader never waited"
+            );
+            thread::yield_now();
+        }
+    }
+
     #[test]
     fn drop_discards_the_newest() {
-        let q = queue(2, usize::MAX);
-        let c = Counters::default();
-        for data in [b"a", b"b"] {
-            assert!(matches!(
-                q.push(whole(data), OnFull::Drop, &c),
-                Push::Queued
-            ));
-        }
-        assert!(matches!(
-            q.push(whole(b"c"), OnFull::Drop, &c),
-            Push::Dropped(_)
-        ));
+        let q = queue(2, usize::MAX, OnFull::Drop);
+        assert!(queued(q.push(whole(b"a"))));
+        assert!(queued(q.push(whole(b"b"))));
+        assert!(matches!(q.push(whole(b"c")), Push::Dropped(_)));
         assert_eq!(drain(&q), vec![b"a".to_vec(), b"b".to_vec()]);
-        let s = c.totals();
-        assert_eq!(
-            (s.bytes_dropped, s.chunks_dropped, s.records_dropped),
-            (1, 1, 1)
-        );
+        let drops = q.view().drops;
+        assert_eq!((drops.bytes, drops.chunks, drops.records), (1, 1, 1));
     }
 
     #[test]
     fn drop_oldest_keeps_the_freshest() {
-        let q = queue(2, usize::MAX);
-        let c = Counters::default();
+        let q = queue(2, usize::MAX, OnFull::DropOldest);
         for data in [b"a", b"b", b"c", b"d"] {
-            assert!(matches!(
-                q.push(whole(data), OnFull::DropOldest, &c),
-                Push::Queued
-            ));
+            assert!(queued(q.push(whole(data))));
         }
         assert_eq!(drain(&q), vec![b"c".to_vec(), b"d".to_vec()]);
-        assert_eq!(c.totals().chunks_dropped, 2);
+        assert_eq!(q.view().drops.chunks, 2);
     }
 
     #[test]
     fn byte_bound_holds_with_small_chunks() {
-        let q = queue(100, 4);
-        let c = Counters::default();
-        for data in [b"ab", b"cd"] {
-            assert!(matches!(
-                q.push(whole(data), OnFull::Drop, &c),
-                Push::Queued
-            ));
-        }
-        assert!(matches!(
-            q.push(whole(b"e"), OnFull::Drop, &c),
-            Push::Dropped(_)
-        ));
+        let q = queue(100, 4, OnFull::Drop);
+        assert!(queued(q.push(whole(b"ab"))));
+        assert!(queued(q.push(whole(b"cd"))));
+        assert!(matches!(q.push(whole(b"e")), Push::Dropped(_)));
         assert_eq!(q.view().bytes, 4);
     }
 
     #[test]
     fn fail_counts_the_rejected_chunk() {
-        let q = queue(1, usize::MAX);
-        let c = Counters::default();
-        assert!(matches!(
-            q.push(whole(b"a"), OnFull::Fail, &c),
-            Push::Queued
-        ));
-        assert!(matches!(
-            q.push(whole(b"bb"), OnFull::Fail, &c),
-            Push::Rejected
-        ));
-        assert_eq!(c.totals().bytes_dropped, 2);
+        let q = queue(1, usize::MAX, OnFull::Fail);
+        assert!(queued(q.push(whole(b"a"))));
+        assert!(matches!(q.push(whole(b"bb")), Push::Rejected));
+        assert_eq!(q.view().drops.bytes, 2);
     }
 
     #[test]
     fn drop_oldest_removes_a_whole_record_and_its_tail() {
-        let q = queue(3, usize::MAX);
-        let c = Counters::default();
-        assert!(matches!(
-            q.push(item(b"r1a", true, false), OnFull::DropOldest, &c),
-            Push::Queued
-        ));
-        assert!(matches!(
-            q.push(item(b"r1b", false, false), OnFull::DropOldest, &c),
-            Push::Queued
-        ));
-        assert!(matches!(
-            q.push(item(b"r1c", false, false), OnFull::DropOldest, &c),
-            Push::Queued
-        ));
+        let q = queue(3, usize::MAX, OnFull::DropOldest);
+        assert!(queued(q.push(item(b"r1a", true, false))));
+        assert!(queued(q.push(item(b"r1b", false, false))));
+        assert!(queued(q.push(item(b"r1c", false, false))));
         // Full: the oldest record is r1, which has not ended, so its next chunk goes too.
         assert!(matches!(
-            q.push(item(b"r1d\n", false, true), OnFull::DropOldest, &c),
+            q.push(item(b"r1d\n", false, true)),
             Push::Dropped(_)
         ));
-        assert!(matches!(
-            q.push(whole(b"r2\n"), OnFull::DropOldest, &c),
-            Push::Queued
-        ));
+        assert!(queued(q.push(whole(b"r2\n"))));
         assert_eq!(drain(&q), vec![b"r2\n".to_vec()]);
-        let s = c.totals();
-        assert_eq!(
-            (s.chunks_dropped, s.records_dropped, s.bytes_dropped),
-            (4, 1, 13)
-        );
+        let drops = q.view().drops;
+        assert_eq!((drops.chunks, drops.records, drops.bytes), (4, 1, 13));
     }
 
     #[test]
     fn drop_oldest_never_cuts_a_record_the_writer_started() {
-        let q = Arc::new(queue(2, usize::MAX));
-        let c = Counters::default();
-        assert!(matches!(
-            q.push(item(b"h", true, false), OnFull::DropOldest, &c),
-            Push::Queued
-        ));
+        let q = queue(2, usize::MAX, OnFull::DropOldest);
+        assert!(queued(q.push(item(b"h", true, false))));
         let head = q.pop(None).unwrap();
         assert_eq!(head.slot.0, b"h");
-        assert!(matches!(
-            q.push(item(b"t\n", false, true), OnFull::DropOldest, &c),
-            Push::Queued
-        ));
-        assert!(matches!(
-            q.push(whole(b"x\n"), OnFull::DropOldest, &c),
-            Push::Queued
-        ));
+        assert!(queued(q.push(item(b"t\n", false, true))));
+        assert!(queued(q.push(whole(b"x\n"))));
         // Full; the tail of the started record must survive, so the next record is evicted.
-        assert!(matches!(
-            q.push(whole(b"y\n"), OnFull::DropOldest, &c),
-            Push::Queued
-        ));
+        assert!(queued(q.push(whole(b"y\n"))));
         assert_eq!(drain(&q), vec![b"t\n".to_vec(), b"y\n".to_vec()]);
     }
 
     #[test]
     fn drop_waits_rather_than_cut_an_accepted_record() {
-        let q = Arc::new(queue(1, usize::MAX));
-        let c = Arc::new(Counters::default());
-        assert!(matches!(
-            q.push(item(b"h", true, false), OnFull::Drop, &c),
-            Push::Queued
-        ));
+        let (q, clock) = queue_with(1, usize::MAX, OnFull::Drop);
+        let q = Arc::new(q);
+        assert!(queued(q.push(item(b"h", true, false))));
         let writer = {
             let q = Arc::clone(&q);
             thread::spawn(move || {
-                thread::sleep(Duration::from_millis(50));
+                until_reader_waits(&q);
+                clock.advance(Duration::from_secs(1));
                 q.pop(None).map(|i| i.slot.0)
             })
         };
-        assert!(matches!(
-            q.push(item(b"t\n", false, true), OnFull::Drop, &c),
-            Push::Queued
-        ));
+        assert!(queued(q.push(item(b"t\n", false, true))));
         assert_eq!(writer.join().unwrap(), Some(b"h".to_vec()));
-        assert!(q.view().reader_blocked > Duration::ZERO);
-        assert_eq!(c.totals().bytes_dropped, 0);
+        assert_eq!(q.view().reader_blocked, Duration::from_secs(1));
+        assert_eq!(q.view().drops, Drops::default());
     }
 
     #[test]
     fn close_releases_a_blocked_reader() {
-        let q = Arc::new(queue(1, usize::MAX));
-        let c = Arc::new(Counters::default());
-        assert!(matches!(
-            q.push(whole(b"a"), OnFull::Block, &c),
-            Push::Queued
-        ));
+        let q = Arc::new(queue(1, usize::MAX, OnFull::Block));
+        assert!(queued(q.push(whole(b"a"))));
         let reader = {
-            let (q, c) = (Arc::clone(&q), Arc::clone(&c));
-            thread::spawn(move || matches!(q.push(whole(b"b"), OnFull::Block, &c), Push::Closed))
+            let q = Arc::clone(&q);
+            thread::spawn(move || matches!(q.push(whole(b"b")), Push::Closed))
         };
-        thread::sleep(Duration::from_millis(30));
-        assert_eq!(q.close(), 1);
+        until_reader_waits(&q);
+        q.close();
         assert!(reader.join().unwrap());
         assert!(q.pop(None).is_none());
+        let view = q.view();
+        assert_eq!((view.discarded_bytes, view.refused_bytes), (1, 1));
     }
 
     #[test]
     fn slots_are_recycled_up_to_the_limit() {
-        let q = queue(1, usize::MAX);
+        let q = queue(1, usize::MAX, OnFull::Block);
         let made = std::cell::Cell::new(0);
         let make = || -> Result<Bytes, ()> {
             made.set(made.get() + 1);
@@ -604,5 +451,28 @@ mod tests {
         assert!(q.pop(Some(Bytes(Vec::new()))).is_none());
         assert!(q.acquire(make).unwrap().is_some());
         assert_eq!(made.get(), 4);
+    }
+
+    #[test]
+    fn the_writer_idle_clock_counts_a_wait_in_progress() {
+        let (q, clock) = queue_with(1, usize::MAX, OnFull::Block);
+        let q = Arc::new(q);
+        let writer = {
+            let q = Arc::clone(&q);
+            thread::spawn(move || q.pop(None).map(|i| i.slot.0))
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !q.view().writer_waiting {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the writer never waited"
+            );
+            thread::yield_now();
+        }
+        clock.advance(Duration::from_millis(300));
+        assert_eq!(q.view().writer_idle, Duration::from_millis(300));
+        assert!(queued(q.push(whole(b"x"))));
+        assert_eq!(writer.join().unwrap(), Some(b"x".to_vec()));
+        assert_eq!(q.view().writer_idle, Duration::from_millis(300));
     }
 }

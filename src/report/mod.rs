@@ -1,5 +1,19 @@
-//! Counting what moved and telling it: counters, stats records and where they go.
+//! Counting what moved and telling it: counters per side, the accounts, the stats record and
+//! its renderings, and where they go.
 
+use std::io;
+
+use crate::report::snapshot::Snapshot;
+
+pub(crate) mod accounts;
+pub(crate) mod counters;
+pub(crate) mod human;
+pub(crate) mod json;
 pub(crate) mod progress;
 pub(crate) mod reporter;
 pub(crate) mod snapshot;
+
+/// One way to write a stats record: each appends one whole line.
+pub(crate) trait Render: Send {
+    fn render(&self, snapshot: &Snapshot, out: &mut Vec<u8>) -> io::Result<()>;
+}

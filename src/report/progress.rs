@@ -10,7 +10,7 @@ const BAR_WIDTH: usize = 10;
 
 /// Who is holding the relay up right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Waiting {
+pub(crate) enum Waiting {
     Nobody,
     /// The queue is full: the reader waits for the writer (the consumer is slower).
     ReaderBlocked,
@@ -37,23 +37,27 @@ fn bar(fill: usize, capacity: usize) -> String {
 }
 
 /// The line, without the carriage return and erase that place it.
-pub fn render(
+pub(crate) fn render(
     snapshot: &Snapshot,
     rate_out: f64,
     expected: Option<u64>,
     waiting: Waiting,
 ) -> String {
-    let out = snapshot.totals.bytes_out;
+    let out = snapshot.traffic.accounts.bytes_out;
+    let queue = &snapshot.queue;
     let mut line = format!(
         "{} {}/s queue {} {}/{}",
         human_bytes(out),
         human_bytes(rate_out as u64),
-        bar(snapshot.queue_bytes, snapshot.queue_capacity_bytes),
-        snapshot.queue_chunks,
-        snapshot.queue_capacity_chunks,
+        bar(queue.bytes, queue.capacity_bytes),
+        queue.chunks,
+        queue.capacity_chunks,
     );
-    if snapshot.totals.chunks_dropped > 0 {
-        line += &format!(" dropped {}", human_bytes(snapshot.totals.bytes_dropped));
+    if snapshot.traffic.chunks_dropped > 0 {
+        line += &format!(
+            " dropped {}",
+            human_bytes(snapshot.traffic.accounts.bytes_dropped)
+        );
     }
     if let Some(total) = expected {
         let percent = (out as f64 * 100.0 / total as f64).min(100.0);
@@ -71,32 +75,7 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::snapshot::{Event, Totals};
-
-    fn snapshot(out: u64, queue_bytes: usize) -> Snapshot {
-        Snapshot {
-            event: Event::Interval,
-            elapsed: Duration::from_secs(1),
-            totals: Totals {
-                bytes_out: out,
-                ..Totals::default()
-            },
-            queue_chunks: 8,
-            queue_bytes,
-            queue_capacity_chunks: 16,
-            queue_capacity_bytes: 1 << 20,
-            queue_peak_chunks: 8,
-            queue_peak_bytes: queue_bytes,
-            reader_blocked: Duration::ZERO,
-            writer_idle: Duration::ZERO,
-            bytes_unsent: 0,
-            output_closed: false,
-            path: "copy",
-            line_mode: false,
-            rates: None,
-            exit_status: None,
-        }
-    }
+    use crate::report::snapshot::sample;
 
     #[test]
     fn the_bar_shows_the_queue_fill() {
@@ -108,8 +87,13 @@ mod tests {
 
     #[test]
     fn the_line_has_rate_fill_percent_and_who_waits() {
+        let mut snapshot = sample();
+        snapshot.traffic.accounts.bytes_out = 1 << 20;
+        snapshot.traffic.chunks_dropped = 0;
+        snapshot.queue.chunks = 8;
+        snapshot.queue.bytes = 1 << 19;
         let line = render(
-            &snapshot(1 << 20, 1 << 19),
+            &snapshot,
             1024.0 * 1024.0,
             Some(4 << 20),
             Waiting::ReaderBlocked,

@@ -4,29 +4,45 @@ use std::fs::File;
 use std::io::{self, Write};
 
 use crate::cli::StatsFormat;
+use crate::report::Render;
+use crate::report::human::Human;
+use crate::report::json::Json;
 use crate::report::progress::{self, Waiting};
 use crate::report::snapshot::Snapshot;
 use crate::supervise::outcome::error_line;
 
-pub struct Reporter {
-    pub format: StatsFormat,
-    /// No stats records on standard error (the stats file still gets them).
-    pub quiet: bool,
-    pub file: Option<File>,
+/// Who a record is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Audience {
+    /// The run's own records: kept off standard error under `--quiet`.
+    Routine,
+    /// An operator asked for it (SIGUSR1): shown even under `--quiet`.
+    Operator,
+}
+
+pub(crate) struct Reporter {
+    stderr_form: Box<dyn Render>,
+    /// No routine records on standard error (the stats file still gets them).
+    quiet: bool,
+    file: Option<File>,
     /// The expected total, for percent and ETA on the live line.
-    pub expected: Option<u64>,
+    expected: Option<u64>,
     progress_drawn: bool,
 }
 
 impl Reporter {
-    pub fn new(
+    pub(crate) fn new(
         format: StatsFormat,
         quiet: bool,
         file: Option<File>,
         expected: Option<u64>,
     ) -> Self {
+        let stderr_form: Box<dyn Render> = match format {
+            StatsFormat::Human => Box::new(Human),
+            StatsFormat::Json => Box::new(Json),
+        };
         Reporter {
-            format,
+            stderr_form,
             quiet,
             file,
             expected,
@@ -34,26 +50,22 @@ impl Reporter {
         }
     }
 
-    /// Writes a record to the stats file and, unless quiet (or `force`d, for an operator's
-    /// SIGUSR1), to standard error. Each record is rendered first and written in one call, so
-    /// records never interleave with the live line.
-    pub fn emit(&mut self, snapshot: &Snapshot, force: bool) {
+    /// Writes a record to the stats file and, unless quiet for a routine record, to standard
+    /// error. Each record is rendered first and written in one call, so records never
+    /// interleave with the live line.
+    pub(crate) fn emit(&mut self, snapshot: &Snapshot, audience: Audience) {
         let mut stderr = io::stderr().lock();
         self.clear_progress(&mut stderr);
-        if force || !self.quiet {
+        if audience == Audience::Operator || !self.quiet {
             let mut line = Vec::with_capacity(512);
-            let rendered = match self.format {
-                StatsFormat::Human => snapshot.write_human(&mut line),
-                StatsFormat::Json => snapshot.write_json(&mut line),
-            };
             // Stats are a courtesy: a closed or full stderr must not stop the data.
-            if rendered.is_ok() {
+            if self.stderr_form.render(snapshot, &mut line).is_ok() {
                 let _ = stderr.write_all(&line);
             }
         }
         if let Some(file) = &mut self.file {
             let mut line = Vec::with_capacity(512);
-            if snapshot.write_json(&mut line).is_ok() {
+            if Json.render(snapshot, &mut line).is_ok() {
                 let _ = file.write_all(&line);
             }
         }
@@ -66,7 +78,7 @@ impl Reporter {
         }
     }
 
-    pub fn draw_progress(&mut self, snapshot: &Snapshot, rate_out: f64, waiting: Waiting) {
+    pub(crate) fn draw_progress(&mut self, snapshot: &Snapshot, rate_out: f64, waiting: Waiting) {
         let line = progress::render(snapshot, rate_out, self.expected, waiting);
         let _ = io::stderr()
             .lock()
@@ -74,12 +86,12 @@ impl Reporter {
         self.progress_drawn = true;
     }
 
-    pub fn error(&mut self, error: &anyhow::Error) {
+    pub(crate) fn error(&mut self, error: &anyhow::Error) {
         self.line(&error_line(error));
     }
 
     /// One line on standard error, the live line cleared first.
-    pub fn line(&mut self, text: &str) {
+    pub(crate) fn line(&mut self, text: &str) {
         let mut stderr = io::stderr().lock();
         self.clear_progress(&mut stderr);
         let _ = writeln!(stderr, "{text}");

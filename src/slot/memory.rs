@@ -1,41 +1,21 @@
-//! What a queue slot must do for the stages, and the slot of the copy path: a buffer in memory.
+//! The slot of the copy path: a buffer in memory.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::BorrowedFd;
 
 use crate::io::sys;
-use crate::queue::Slot;
-
-/// A slot the stages can fill from a descriptor and drain into one.
-pub trait Chunk: Slot + Sized {
-    /// What a stage keeps per descriptor between calls (e.g. whether splice works on it).
-    type Stream: Default;
-
-    /// One read of at most `max` bytes from `fd`, appended to the slot; 0 at end of input.
-    fn fill(&mut self, fd: RawFd, max: usize, stream: &mut Self::Stream) -> io::Result<usize>;
-
-    /// One write of at most `max` of the slot's unsent bytes to `fd`.
-    fn drain(&mut self, fd: RawFd, max: usize, stream: &mut Self::Stream) -> io::Result<usize>;
-
-    /// Bytes not yet written.
-    fn unsent_len(&self) -> usize;
-
-    /// The unsent bytes themselves, where the slot holds them in memory.
-    fn unsent(&self) -> Option<&[u8]>;
-
-    /// Empties the slot for reuse, discarding what it holds.
-    fn clear(&mut self) -> io::Result<()>;
-}
+use crate::queue::Payload;
+use crate::slot::Slot;
 
 /// A chunk buffer, allocated once and recycled.
-pub struct MemSlot {
+pub(crate) struct MemSlot {
     buf: Box<[u8]>,
     len: usize,
     sent: usize,
 }
 
 impl MemSlot {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
         MemSlot {
             buf: vec![0; capacity].into_boxed_slice(),
             len: 0,
@@ -43,16 +23,16 @@ impl MemSlot {
         }
     }
 
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.buf.len()
     }
 
-    pub fn data(&self) -> &[u8] {
+    pub(crate) fn data(&self) -> &[u8] {
         &self.buf[..self.len]
     }
 
     /// Reads once into the free space after the data.
-    pub fn read_from(&mut self, fd: RawFd, max: usize) -> io::Result<usize> {
+    pub(crate) fn read_from(&mut self, fd: BorrowedFd<'_>, max: usize) -> io::Result<usize> {
         let end = self.buf.len().min(self.len + max);
         let n = sys::read(fd, &mut self.buf[self.len..end])?;
         self.len += n;
@@ -60,7 +40,7 @@ impl MemSlot {
     }
 
     /// Moves the bytes from `at` on to the start of `next`, keeping the first `at` here.
-    pub fn split_off_into(&mut self, at: usize, next: &mut MemSlot) {
+    pub(crate) fn split_off_into(&mut self, at: usize, next: &mut MemSlot) {
         let tail = &self.buf[at..self.len];
         next.buf[..tail.len()].copy_from_slice(tail);
         next.len = tail.len();
@@ -69,7 +49,7 @@ impl MemSlot {
     }
 }
 
-impl Slot for MemSlot {
+impl Payload for MemSlot {
     fn len(&self) -> usize {
         self.len
     }
@@ -81,14 +61,18 @@ impl Slot for MemSlot {
     }
 }
 
-impl Chunk for MemSlot {
+impl Slot for MemSlot {
     type Stream = ();
 
-    fn fill(&mut self, fd: RawFd, max: usize, _: &mut ()) -> io::Result<usize> {
+    fn new(chunk_size: usize) -> io::Result<Self> {
+        Ok(MemSlot::with_capacity(chunk_size))
+    }
+
+    fn fill(&mut self, fd: BorrowedFd<'_>, max: usize, _: &mut ()) -> io::Result<usize> {
         self.read_from(fd, max)
     }
 
-    fn drain(&mut self, fd: RawFd, max: usize, _: &mut ()) -> io::Result<usize> {
+    fn drain(&mut self, fd: BorrowedFd<'_>, max: usize, _: &mut ()) -> io::Result<usize> {
         let end = self.len.min(self.sent + max);
         let n = sys::write(fd, &self.buf[self.sent..end])?;
         self.sent += n;
@@ -113,53 +97,36 @@ impl Chunk for MemSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pipe() -> (RawFd, RawFd) {
-        let mut fds = [0; 2];
-        // SAFETY: `fds` has room for the two descriptors pipe(2) returns.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        (fds[0], fds[1])
-    }
+    use std::os::fd::AsFd;
 
     #[test]
     fn fill_and_drain_move_bytes_through_partial_calls() {
-        let (r, w) = pipe();
-        sys::write_all(w, b"hello world").unwrap();
-        let mut slot = MemSlot::new(8);
-        assert_eq!(slot.fill(r, 100, &mut ()).unwrap(), 8);
+        let (r, w) = io::pipe().unwrap();
+        sys::write_all(w.as_fd(), b"hello world").unwrap();
+        let mut slot = MemSlot::with_capacity(8);
+        assert_eq!(slot.fill(r.as_fd(), 100, &mut ()).unwrap(), 8);
         assert_eq!(slot.data(), b"hello wo");
-        let (r2, w2) = pipe();
-        assert_eq!(slot.drain(w2, 3, &mut ()).unwrap(), 3);
+        let (r2, w2) = io::pipe().unwrap();
+        assert_eq!(slot.drain(w2.as_fd(), 3, &mut ()).unwrap(), 3);
         assert_eq!(slot.unsent(), Some(&b"lo wo"[..]));
-        assert_eq!(slot.drain(w2, 100, &mut ()).unwrap(), 5);
+        assert_eq!(slot.drain(w2.as_fd(), 100, &mut ()).unwrap(), 5);
         assert_eq!(slot.unsent_len(), 0);
         let mut out = [0u8; 16];
-        assert_eq!(sys::read(r2, &mut out).unwrap(), 8);
+        assert_eq!(sys::read(r2.as_fd(), &mut out).unwrap(), 8);
         slot.clear().unwrap();
         assert_eq!(slot.len(), 0);
-        // SAFETY: each descriptor was opened above and is closed once.
-        unsafe {
-            for fd in [r, w, r2, w2] {
-                libc::close(fd);
-            }
-        }
     }
 
     #[test]
     fn split_moves_the_tail_to_the_next_slot() {
-        let (r, w) = pipe();
-        sys::write_all(w, b"one\ntw").unwrap();
-        let mut slot = MemSlot::new(16);
-        slot.read_from(r, 16).unwrap();
-        let mut next = MemSlot::new(16);
+        let (r, w) = io::pipe().unwrap();
+        sys::write_all(w.as_fd(), b"one\ntw").unwrap();
+        let mut slot = MemSlot::with_capacity(16);
+        slot.read_from(r.as_fd(), 16).unwrap();
+        let mut next = MemSlot::with_capacity(16);
         slot.split_off_into(4, &mut next);
         assert_eq!(slot.data(), b"one\n");
         assert_eq!(next.data(), b"tw");
         assert_eq!(next.capacity(), 16);
-        // SAFETY: each descriptor was opened above and is closed once.
-        unsafe {
-            libc::close(r);
-            libc::close(w);
-        }
     }
 }

@@ -6,18 +6,18 @@
 //! is then filled with `write` or drained with `read`, and the queue never notices.
 
 use std::fs::File;
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::{self, PipeReader, PipeWriter};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::ptr;
 use std::sync::OnceLock;
 
 use crate::io::sys;
-use crate::queue::Slot;
-use crate::slot::memory::Chunk;
+use crate::queue::Payload;
+use crate::slot::Slot;
 
-pub struct PipeSlot {
-    read_end: OwnedFd,
-    write_end: OwnedFd,
+pub(crate) struct PipeSlot {
+    reader: PipeReader,
+    writer: PipeWriter,
     len: usize,
 }
 
@@ -26,7 +26,7 @@ const FALLBACK_BUFFER: usize = 128 * 1024;
 
 /// Whether splice works for a stream, and the buffer its fallback copies through.
 #[derive(Default)]
-pub struct Stream {
+pub(crate) struct Stream {
     copy: Option<Vec<u8>>,
 }
 
@@ -50,8 +50,8 @@ impl Stream {
     /// the count between the two, when the bytes have left `from` and exist only here.
     fn copy(
         &mut self,
-        from: RawFd,
-        to: RawFd,
+        from: BorrowedFd<'_>,
+        to: BorrowedFd<'_>,
         max: usize,
         taken: impl FnOnce(usize),
     ) -> io::Result<usize> {
@@ -64,7 +64,13 @@ impl Stream {
     }
 }
 
-fn splice_with(from: RawFd, to: RawFd, len: usize, flags: libc::c_uint) -> io::Result<usize> {
+fn splice_with(
+    from: BorrowedFd<'_>,
+    to: BorrowedFd<'_>,
+    len: usize,
+    flags: libc::c_uint,
+) -> io::Result<usize> {
+    let (from, to) = (from.as_raw_fd(), to.as_raw_fd());
     // SAFETY: both descriptors are open; null offsets use and advance the files' own offsets.
     let moved = unsafe { libc::splice(from, ptr::null_mut(), to, ptr::null_mut(), len, flags) };
     if moved < 0 {
@@ -74,7 +80,7 @@ fn splice_with(from: RawFd, to: RawFd, len: usize, flags: libc::c_uint) -> io::R
     }
 }
 
-fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
     splice_with(from, to, len, libc::SPLICE_F_MOVE)
 }
 
@@ -82,7 +88,7 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
 /// splice already waited for data, so promptness is kept, and a fast producer fills whole slots.
 /// SPLICE_F_NONBLOCK only makes the pipe sides non-blocking; the input's own flags, shared with
 /// other processes, are left alone.
-fn top_up(from: RawFd, to: RawFd, mut room: usize) -> usize {
+fn top_up(from: BorrowedFd<'_>, to: BorrowedFd<'_>, mut room: usize) -> usize {
     let mut moved = 0;
     while room > 0 {
         match splice_with(
@@ -101,42 +107,16 @@ fn top_up(from: RawFd, to: RawFd, mut room: usize) -> usize {
     moved
 }
 
-fn dev_null() -> io::Result<RawFd> {
+fn dev_null() -> io::Result<BorrowedFd<'static>> {
     static DEV_NULL: OnceLock<File> = OnceLock::new();
     if let Some(file) = DEV_NULL.get() {
-        return Ok(file.as_raw_fd());
+        return Ok(file.as_fd());
     }
     let file = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
-    Ok(DEV_NULL.get_or_init(|| file).as_raw_fd())
+    Ok(DEV_NULL.get_or_init(|| file).as_fd())
 }
 
-impl PipeSlot {
-    /// A pipe that holds at least `chunk` bytes. Fails when the kernel will not grant that
-    /// (`/proc/sys/fs/pipe-max-size`, or the per-user pipe budget).
-    pub fn new(chunk: usize) -> io::Result<PipeSlot> {
-        let mut fds = [0; 2];
-        // SAFETY: `fds` has room for the two descriptors pipe2(2) returns.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: pipe2 just returned these descriptors and nothing else owns them.
-        let (read_end, write_end) =
-            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        let granted = sys::grow_pipe(write_end.as_raw_fd(), chunk)?;
-        if granted < chunk {
-            return Err(io::Error::other(format!(
-                "the kernel granted a {granted}-byte pipe"
-            )));
-        }
-        Ok(PipeSlot {
-            read_end,
-            write_end,
-            len: 0,
-        })
-    }
-}
-
-impl Slot for PipeSlot {
+impl Payload for PipeSlot {
     fn len(&self) -> usize {
         self.len
     }
@@ -147,11 +127,28 @@ impl Slot for PipeSlot {
     }
 }
 
-impl Chunk for PipeSlot {
+impl Slot for PipeSlot {
     type Stream = Stream;
 
-    fn fill(&mut self, fd: RawFd, max: usize, stream: &mut Stream) -> io::Result<usize> {
-        let slot = self.write_end.as_raw_fd();
+    /// A pipe that holds at least `chunk_size` bytes. Fails when the kernel will not grant that
+    /// (`/proc/sys/fs/pipe-max-size`, or the per-user pipe budget).
+    fn new(chunk_size: usize) -> io::Result<PipeSlot> {
+        let (reader, writer) = io::pipe()?;
+        let granted = sys::grow_pipe(writer.as_fd(), chunk_size)?;
+        if granted < chunk_size {
+            return Err(io::Error::other(format!(
+                "the kernel granted a {granted}-byte pipe"
+            )));
+        }
+        Ok(PipeSlot {
+            reader,
+            writer,
+            len: 0,
+        })
+    }
+
+    fn fill(&mut self, fd: BorrowedFd<'_>, max: usize, stream: &mut Stream) -> io::Result<usize> {
+        let slot = self.writer.as_fd();
         if stream.splices() {
             match splice(fd, slot, max) {
                 Ok(0) => return Ok(0),
@@ -169,9 +166,9 @@ impl Chunk for PipeSlot {
         Ok(n)
     }
 
-    fn drain(&mut self, fd: RawFd, max: usize, stream: &mut Stream) -> io::Result<usize> {
+    fn drain(&mut self, fd: BorrowedFd<'_>, max: usize, stream: &mut Stream) -> io::Result<usize> {
         let max = max.min(self.len);
-        let slot = self.read_end.as_raw_fd();
+        let slot = self.reader.as_fd();
         if stream.splices() {
             match splice(slot, fd, max) {
                 Ok(n) => {
@@ -196,7 +193,7 @@ impl Chunk for PipeSlot {
 
     fn clear(&mut self) -> io::Result<()> {
         while self.len > 0 {
-            let n = splice(self.read_end.as_raw_fd(), dev_null()?, self.len)?;
+            let n = splice(self.reader.as_fd(), dev_null()?, self.len)?;
             self.len -= n;
         }
         Ok(())
@@ -204,7 +201,7 @@ impl Chunk for PipeSlot {
 }
 
 /// The ring of slot pipes, made up front so that a refusal shows before any byte moves.
-pub fn ring(slots: usize, chunk: usize) -> io::Result<Vec<PipeSlot>> {
+pub(crate) fn ring(slots: usize, chunk: usize) -> io::Result<Vec<PipeSlot>> {
     // Two descriptors a slot, and some to spare for the rest of the process.
     let needed = 2 * slots as u64 + 64;
     let limit = sys::raise_fd_limit(needed);
@@ -220,28 +217,23 @@ pub fn ring(slots: usize, chunk: usize) -> io::Result<Vec<PipeSlot>> {
 mod tests {
     use super::*;
 
-    fn pipe() -> (OwnedFd, OwnedFd) {
-        let slot = PipeSlot::new(4096).unwrap();
-        (slot.read_end, slot.write_end)
-    }
-
     #[test]
     fn a_slot_moves_bytes_by_splice() {
-        let (in_r, in_w) = pipe();
-        let (out_r, out_w) = pipe();
-        sys::write_all(in_w.as_raw_fd(), b"spliced bytes").unwrap();
+        let (in_r, in_w) = io::pipe().unwrap();
+        let (out_r, out_w) = io::pipe().unwrap();
+        sys::write_all(in_w.as_fd(), b"spliced bytes").unwrap();
         let mut slot = PipeSlot::new(64 * 1024).unwrap();
         let mut stream = Stream::default();
-        assert_eq!(slot.fill(in_r.as_raw_fd(), 1000, &mut stream).unwrap(), 13);
+        assert_eq!(slot.fill(in_r.as_fd(), 1000, &mut stream).unwrap(), 13);
         assert_eq!(slot.len(), 13);
-        assert_eq!(slot.drain(out_w.as_raw_fd(), 5, &mut stream).unwrap(), 5);
-        assert_eq!(slot.drain(out_w.as_raw_fd(), 100, &mut stream).unwrap(), 8);
+        assert_eq!(slot.drain(out_w.as_fd(), 5, &mut stream).unwrap(), 5);
+        assert_eq!(slot.drain(out_w.as_fd(), 100, &mut stream).unwrap(), 8);
         assert!(
             stream.copy.is_none(),
             "splice between pipes must not fall back"
         );
         let mut buf = [0u8; 32];
-        assert_eq!(sys::read(out_r.as_raw_fd(), &mut buf).unwrap(), 13);
+        assert_eq!(sys::read(out_r.as_fd(), &mut buf).unwrap(), 13);
         assert_eq!(&buf[..13], b"spliced bytes");
     }
 
@@ -253,14 +245,14 @@ mod tests {
             .append(true)
             .open(&path)
             .unwrap();
-        let (in_r, in_w) = pipe();
-        sys::write_all(in_w.as_raw_fd(), b"appended").unwrap();
+        let (in_r, in_w) = io::pipe().unwrap();
+        sys::write_all(in_w.as_fd(), b"appended").unwrap();
         let mut slot = PipeSlot::new(4096).unwrap();
         let mut reading = Stream::default();
         let mut writing = Stream::default();
-        slot.fill(in_r.as_raw_fd(), 4096, &mut reading).unwrap();
+        slot.fill(in_r.as_fd(), 4096, &mut reading).unwrap();
         while slot.len() > 0 {
-            slot.drain(file.as_raw_fd(), 4096, &mut writing).unwrap();
+            slot.drain(file.as_fd(), 4096, &mut writing).unwrap();
         }
         assert_eq!(std::fs::read(&path).unwrap(), b"appended");
         let _ = std::fs::remove_file(&path);
@@ -268,20 +260,20 @@ mod tests {
 
     #[test]
     fn clear_discards_what_a_slot_holds() {
-        let (in_r, in_w) = pipe();
-        sys::write_all(in_w.as_raw_fd(), &[7u8; 3000]).unwrap();
+        let (in_r, in_w) = io::pipe().unwrap();
+        sys::write_all(in_w.as_fd(), &[7u8; 3000]).unwrap();
         let mut slot = PipeSlot::new(4096).unwrap();
-        slot.fill(in_r.as_raw_fd(), 4096, &mut Stream::default())
+        slot.fill(in_r.as_fd(), 4096, &mut Stream::default())
             .unwrap();
         slot.clear().unwrap();
         assert_eq!(slot.len(), 0);
-        sys::write_all(in_w.as_raw_fd(), b"next").unwrap();
-        slot.fill(in_r.as_raw_fd(), 4096, &mut Stream::default())
+        sys::write_all(in_w.as_fd(), b"next").unwrap();
+        slot.fill(in_r.as_fd(), 4096, &mut Stream::default())
             .unwrap();
-        let (out_r, out_w) = pipe();
-        slot.drain(out_w.as_raw_fd(), 4096, &mut Stream::default())
+        let (out_r, out_w) = io::pipe().unwrap();
+        slot.drain(out_w.as_fd(), 4096, &mut Stream::default())
             .unwrap();
         let mut buf = [0u8; 8];
-        assert_eq!(sys::read(out_r.as_raw_fd(), &mut buf).unwrap(), 4);
+        assert_eq!(sys::read(out_r.as_fd(), &mut buf).unwrap(), 4);
     }
 }

@@ -1,5 +1,189 @@
-//! The two data stages and what paces them.
+//! The data stages and what paces them, and their start: the one place that picks the slot type
+//! and the framing, so that the supervisor only ever sees the queue through a `Probe`.
+
+use std::os::unix::thread::JoinHandleExt;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, mpsc};
+use std::thread::{self, JoinHandle};
+
+use anyhow::Context;
+
+use crate::cli::RateUnit;
+use crate::cli::units::human_bytes;
+use crate::clock;
+use crate::io::endpoint::Endpoint;
+use crate::plan::{DataPath, PaceSpec, Plan};
+use crate::queue::Queue;
+use crate::report::counters::Counters;
+use crate::slot::Slot;
+use crate::slot::memory::MemSlot;
+use crate::slot::pipe::{self, PipeSlot};
+use crate::supervise::message::{Message, Stage, StageExit, StageId};
+use crate::supervise::probe::Probe;
+use limiter::Limiter;
+use reader::{Reader, ReaderExit};
+use writer::{Pace, Writer};
 
 pub(crate) mod limiter;
+mod lines;
 pub(crate) mod reader;
 pub(crate) mod writer;
+
+/// The running stages, as the supervisor holds them.
+pub(crate) struct Stages {
+    pub(crate) probe: Arc<dyn Probe>,
+    pub(crate) counters: Arc<Counters>,
+    /// Raised to ask the reader to stop.
+    pub(crate) stop: Arc<AtomicBool>,
+    /// Kept unjoined, so that the thread handle stays valid for wake-ups.
+    reader: JoinHandle<()>,
+    /// The data path actually taken.
+    pub(crate) path: &'static str,
+}
+
+impl Stages {
+    pub(crate) fn reader_thread(&self) -> libc::pthread_t {
+        self.reader.as_pthread_t()
+    }
+}
+
+/// How the reader cuts its input into chunks.
+type ReadFn<S> = fn(Reader<'_, S>, &[Endpoint], Option<u8>) -> anyhow::Result<ReaderExit>;
+
+fn read_chunks<S: Slot>(
+    reader: Reader<'_, S>,
+    inputs: &[Endpoint],
+    _: Option<u8>,
+) -> anyhow::Result<ReaderExit> {
+    reader.run(inputs)
+}
+
+fn read_lines(
+    reader: Reader<'_, MemSlot>,
+    inputs: &[Endpoint],
+    delimiter: Option<u8>,
+) -> anyhow::Result<ReaderExit> {
+    reader.run_lines(inputs, delimiter.unwrap_or(b'\n'))
+}
+
+/// Starts the reader and the writer on the plan's data path. A splice ring the kernel refuses
+/// is reported to `note`, and the copy path is taken instead.
+pub(crate) fn start(
+    plan: &Plan,
+    inputs: Vec<Endpoint>,
+    mut outputs: Vec<Endpoint>,
+    tx: mpsc::Sender<Message>,
+    note: impl FnOnce(anyhow::Error),
+) -> anyhow::Result<Stages> {
+    let output = outputs.pop().context("no output to write to")?;
+    match plan.data_path {
+        DataPath::Splice => match pipe::ring(plan.limits.slots, plan.chunk_size) {
+            Ok(ring) => launch::<PipeSlot>(plan, ring, read_chunks, inputs, output, tx),
+            Err(e) => {
+                note(anyhow::Error::new(e).context(format!(
+                    "cannot make {} pipes of {} for the splice ring; using the copy path",
+                    plan.limits.slots,
+                    human_bytes(plan.chunk_size as u64)
+                )));
+                launch::<MemSlot>(plan, Vec::new(), read_chunks, inputs, output, tx)
+            }
+        },
+        DataPath::Copy => launch::<MemSlot>(plan, Vec::new(), read_chunks, inputs, output, tx),
+        DataPath::Lines { .. } => {
+            launch::<MemSlot>(plan, Vec::new(), read_lines, inputs, output, tx)
+        }
+    }
+}
+
+fn limiter(pace: &PaceSpec) -> Limiter {
+    Limiter::new(pace.rate, pace.burst, clock::system())
+}
+
+fn pace(plan: &Plan) -> Option<Pace> {
+    plan.write_pace.as_ref().map(|spec| match spec.unit {
+        RateUnit::Bytes => Pace::Bytes(limiter(spec)),
+        RateUnit::Lines => {
+            Pace::Records(limiter(spec), plan.data_path.delimiter().unwrap_or(b'\n'))
+        }
+    })
+}
+
+fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> anyhow::Result<JoinHandle<()>> {
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(body)
+        .with_context(|| format!("cannot start the {name} thread"))
+}
+
+fn done(tx: &mpsc::Sender<Message>, stage: Stage, end: anyhow::Result<StageExit>) {
+    let id = StageId { stage, index: 0 };
+    let _ = tx.send(Message::StageDone { id, end });
+}
+
+/// Starts both stages on slots of type `S`, the queue stocked with `ring`.
+fn launch<S: Slot + 'static>(
+    plan: &Plan,
+    ring: Vec<S>,
+    read: ReadFn<S>,
+    inputs: Vec<Endpoint>,
+    output: Endpoint,
+    tx: mpsc::Sender<Message>,
+) -> anyhow::Result<Stages> {
+    let path = if ring.is_empty() {
+        DataPath::Copy.name()
+    } else {
+        DataPath::Splice.name()
+    };
+    let queue = Arc::new(Queue::new(plan.limits, plan.policy, clock::system()));
+    queue.stock(ring);
+    let counters = Arc::new(Counters::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (queue, counters, stop, tx) =
+            (queue.clone(), counters.clone(), stop.clone(), tx.clone());
+        let (chunk_size, delimiter) = (plan.chunk_size, plan.data_path.delimiter());
+        let limiter = plan.read_pace.as_ref().map(limiter);
+        spawn("reader", move || {
+            let reader = Reader {
+                queue: &queue,
+                counters: &counters.input,
+                chunk_size,
+                limiter,
+                stop: &stop,
+            };
+            // A bug in a stage must end the run with an error, not leave it waiting forever.
+            let end = panic::catch_unwind(AssertUnwindSafe(|| read(reader, &inputs, delimiter)))
+                .unwrap_or_else(|_| {
+                    Err(anyhow::anyhow!("the reader stopped on an internal error"))
+                });
+            queue.finish_input();
+            done(&tx, Stage::Reader, end.map(StageExit::Read));
+        })?
+    };
+    {
+        let (queue, counters, pace) = (queue.clone(), counters.clone(), pace(plan));
+        spawn("writer", move || {
+            let writer = Writer {
+                queue: &queue,
+                counters: &counters.output,
+                pace,
+            };
+            let end = match panic::catch_unwind(AssertUnwindSafe(|| writer.run(&output))) {
+                Ok(end) => end.with_context(|| format!("write {}", output.name())),
+                Err(_) => {
+                    queue.close();
+                    Err(anyhow::anyhow!("the writer stopped on an internal error"))
+                }
+            };
+            done(&tx, Stage::Writer, end.map(|()| StageExit::Wrote));
+        })?;
+    }
+    Ok(Stages {
+        probe: queue,
+        counters,
+        stop,
+        reader,
+        path,
+    })
+}

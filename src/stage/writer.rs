@@ -5,27 +5,39 @@ use std::sync::atomic::AtomicBool;
 
 use crate::io::endpoint::Endpoint;
 use crate::queue::Queue;
-use crate::report::snapshot::Counters;
-use crate::slot::memory::Chunk;
+use crate::report::counters::SideCounters;
+use crate::slot::Slot;
 use crate::stage::limiter::Limiter;
 
 /// What a rate limit on the output counts.
-pub enum Pace {
+pub(crate) enum Pace {
     Bytes(Limiter),
     /// Records ending with this delimiter.
     Records(Limiter, u8),
 }
 
-pub struct Writer<'a, S> {
-    pub queue: &'a Queue<S>,
-    pub counters: &'a Counters,
-    pub pace: Option<Pace>,
+impl Pace {
+    fn limiter(&mut self) -> &mut Limiter {
+        match self {
+            Pace::Bytes(limiter) | Pace::Records(limiter, _) => limiter,
+        }
+    }
+}
+
+pub(crate) struct Writer<'a, S> {
+    pub(crate) queue: &'a Queue<S>,
+    pub(crate) counters: &'a SideCounters,
+    pub(crate) pace: Option<Pace>,
 }
 
 /// The writer never gives up on its own: it only stops when the queue closes.
 static NEVER: AtomicBool = AtomicBool::new(false);
 
-impl<S: Chunk> Writer<'_, S> {
+fn records_in(data: &[u8], delimiter: u8) -> u64 {
+    memchr::memchr_iter(delimiter, data).count() as u64
+}
+
+impl<S: Slot> Writer<'_, S> {
     /// How much of the slot's unsent bytes the next write may carry, and what that costs the
     /// limiter. A write never exceeds half the burst, so a limited stream flows instead of lumping.
     fn next_piece(&self, slot: &S) -> (usize, u64) {
@@ -51,6 +63,19 @@ impl<S: Chunk> Writer<'_, S> {
         }
     }
 
+    /// What a write of `written` bytes out of a `piece` did not use of its `cost`: the slot's
+    /// unsent bytes now start after what was written.
+    fn unused(&self, slot: &S, piece: usize, cost: u64, written: usize) -> u64 {
+        match &self.pace {
+            Some(Pace::Bytes(_)) => (piece - written) as u64,
+            Some(Pace::Records(_, delimiter)) => {
+                let rest = &slot.unsent().unwrap_or_default()[..piece - written];
+                records_in(rest, *delimiter).min(cost)
+            }
+            None => 0,
+        }
+    }
+
     fn write_slot(
         &mut self,
         slot: &mut S,
@@ -59,42 +84,79 @@ impl<S: Chunk> Writer<'_, S> {
     ) -> io::Result<()> {
         while slot.unsent_len() > 0 {
             let (piece, cost) = self.next_piece(slot);
-            if let Some(Pace::Bytes(limiter) | Pace::Records(limiter, _)) = &mut self.pace {
+            if let Some(pace) = &mut self.pace {
                 self.counters
-                    .writer_throttled(limiter.acquire(cost, &NEVER));
+                    .throttled(pace.limiter().acquire(cost, &NEVER));
             }
-            match slot.drain(output.fd(), piece, stream) {
+            let refund = match slot.drain(output.as_fd(), piece, stream) {
                 Ok(n) => {
-                    self.counters.wrote(n);
-                    if let (Some(Pace::Bytes(limiter)), true) = (&mut self.pace, n < piece) {
-                        limiter.refund((piece - n) as u64);
-                    }
+                    self.counters.moved(n);
+                    self.unused(slot, piece, cost, n)
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    if let Some(Pace::Bytes(limiter) | Pace::Records(limiter, _)) = &mut self.pace {
-                        limiter.refund(cost);
-                    }
-                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => cost,
                 Err(e) => return Err(e),
+            };
+            if let (Some(pace), 1..) = (&mut self.pace, refund) {
+                pace.limiter().refund(refund);
             }
         }
         Ok(())
     }
 
-    /// Writes chunks until the input is done and the queue is empty. On a write error the queue
-    /// is closed, so the reader stops, and what it held is counted as unsent.
-    pub fn run(mut self, output: &Endpoint) -> io::Result<()> {
+    /// Writes chunks until the input is done and the queue is empty, then ends the stream. On a
+    /// write error the queue is closed, so the reader stops.
+    pub(crate) fn run(mut self, output: &Endpoint) -> io::Result<()> {
         let mut stream = S::Stream::default();
         let mut emptied = None;
         while let Some(item) = self.queue.pop(emptied.take()) {
             let mut slot = item.slot;
             if let Err(e) = self.write_slot(&mut slot, output, &mut stream) {
-                self.counters.discarded(self.queue.close());
+                self.queue.close();
                 return Err(e);
             }
-            self.counters.chunk_out();
+            self.counters.chunk();
             emptied = Some(slot);
         }
-        Ok(())
+        output.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::OnFull;
+    use crate::clock::manual::ManualClock;
+    use crate::io::sys;
+    use crate::queue::Limits;
+    use crate::slot::memory::MemSlot;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn a_short_write_refunds_the_records_it_did_not_write() {
+        let limits = Limits {
+            chunks: 1,
+            bytes: usize::MAX,
+            slots: 4,
+            delimiter: Some(b'\n'),
+        };
+        let queue = Queue::new(limits, OnFull::Block, ManualClock::new());
+        let counters = SideCounters::default();
+        // Ten records a second with a burst of ten: a write carries at most five records.
+        let limiter = Limiter::new(10, 10, ManualClock::new());
+        let writer = Writer {
+            queue: &queue,
+            counters: &counters,
+            pace: Some(Pace::Records(limiter, b'\n')),
+        };
+        let (input, feed) = io::pipe().unwrap();
+        sys::write_all(feed.as_fd(), b"a\nb\nc\nd\ne\nf\n").unwrap();
+        let mut slot = MemSlot::with_capacity(64);
+        slot.read_from(input.as_fd(), 64).unwrap();
+        let (piece, cost) = writer.next_piece(&slot);
+        assert_eq!((piece, cost), (10, 5));
+        // The kernel takes "a\nb" only: record a is out, b to e are not.
+        let (_sink, output) = io::pipe().unwrap();
+        assert_eq!(slot.drain(output.as_fd(), 3, &mut ()).unwrap(), 3);
+        assert_eq!(writer.unused(&slot, piece, cost, 3), 4);
     }
 }

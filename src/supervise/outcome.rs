@@ -25,6 +25,27 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Which outcome tells a run's end when several happened: a signal or a stall outranks an
+    /// I/O error, which outranks a closed output, which outranks a rejection.
+    fn rank(self) -> u8 {
+        match self {
+            Outcome::Done => 0,
+            Outcome::Rejected => 1,
+            Outcome::OutputClosed => 2,
+            Outcome::Failed => 3,
+            Outcome::Signalled(_) | Outcome::Stalled(_) => 4,
+        }
+    }
+
+    /// The outcome of highest rank; of equal ranks the later one, so a stall or a second
+    /// signal that forced the end outranks the signal that asked for it.
+    pub(crate) fn decide(outcomes: impl IntoIterator<Item = Outcome>) -> Outcome {
+        outcomes
+            .into_iter()
+            .max_by_key(|o| o.rank())
+            .unwrap_or(Outcome::Done)
+    }
+
     pub fn exit_status(self) -> u8 {
         match self {
             Outcome::Done => 0,
@@ -56,13 +77,13 @@ pub fn install_panic_hook() {
 }
 
 /// The I/O error at the root of a chain, if there is one.
-pub fn io_error(error: &anyhow::Error) -> Option<&io::Error> {
+pub(crate) fn io_error(error: &anyhow::Error) -> Option<&io::Error> {
     error
         .chain()
         .find_map(|cause| cause.downcast_ref::<io::Error>())
 }
 
-pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+pub(crate) fn is_broken_pipe(error: &anyhow::Error) -> bool {
     io_error(error).is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }
 
@@ -104,6 +125,26 @@ mod tests {
         assert_eq!(Outcome::Signalled(libc::SIGINT).exit_status(), 130);
         assert_eq!(Outcome::Signalled(libc::SIGTERM).exit_status(), 143);
         assert_eq!(Outcome::Signalled(libc::SIGHUP).exit_status(), 129);
+    }
+
+    #[test]
+    fn the_highest_rank_decides_and_a_forced_end_wins_a_tie() {
+        use Outcome::*;
+        assert_eq!(Outcome::decide([]), Done);
+        assert_eq!(Outcome::decide([Rejected, OutputClosed]), OutputClosed);
+        assert_eq!(Outcome::decide([OutputClosed, Failed, Rejected]), Failed);
+        assert_eq!(
+            Outcome::decide([Failed, Signalled(libc::SIGTERM)]),
+            Signalled(libc::SIGTERM)
+        );
+        assert_eq!(
+            Outcome::decide([Signalled(libc::SIGTERM), Stalled(Side::Output)]),
+            Stalled(Side::Output)
+        );
+        assert_eq!(
+            Outcome::decide([Signalled(libc::SIGTERM), Signalled(libc::SIGINT)]),
+            Signalled(libc::SIGINT)
+        );
     }
 
     #[test]

@@ -8,11 +8,11 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 
 /// The signals bpipe acts on: USR1 asks for a snapshot, the others ask it to stop.
-pub const HANDLED: [libc::c_int; 4] = [SIGUSR1, SIGINT, SIGTERM, SIGHUP];
+pub(crate) const HANDLED: [libc::c_int; 4] = [SIGUSR1, SIGINT, SIGTERM, SIGHUP];
 
 /// Starts the signal thread, which passes every handled signal to `deliver`. Call it before any
 /// other thread starts: USR1's default action would kill the process.
-pub fn spawn(deliver: impl Fn(libc::c_int) + Send + 'static) -> io::Result<()> {
+pub(crate) fn spawn(deliver: impl Fn(libc::c_int) + Send + 'static) -> io::Result<()> {
     let mut signals = Signals::new(HANDLED)?;
     install_wakeup_handler()?;
     thread::Builder::new()
@@ -49,7 +49,7 @@ fn install_wakeup_handler() -> io::Result<()> {
 }
 
 /// Interrupts whatever system call `thread` is blocked in (it sees EINTR).
-pub fn wake(thread: libc::pthread_t) {
+pub(crate) fn wake(thread: libc::pthread_t) {
     // SAFETY: the thread handle comes from a JoinHandle that has not been joined yet.
     unsafe {
         libc::pthread_kill(thread, wakeup_signal());
@@ -65,14 +65,13 @@ mod tests {
 
     #[test]
     fn wake_interrupts_a_blocked_read() {
+        use std::os::fd::AsFd;
         install_wakeup_handler().unwrap();
-        let mut fds = [0; 2];
-        // SAFETY: `fds` has room for the two descriptors pipe(2) returns.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let (r, w) = io::pipe().unwrap();
         let (tx, rx) = mpsc::channel();
         let reader = thread::spawn(move || {
             let mut buf = [0u8; 4];
-            tx.send(crate::io::sys::read(fds[0], &mut buf).map_err(|e| e.kind()))
+            tx.send(crate::io::sys::read(r.as_fd(), &mut buf).map_err(|e| e.kind()))
                 .unwrap();
         });
         let outcome = loop {
@@ -83,10 +82,6 @@ mod tests {
         };
         assert_eq!(outcome, Err(io::ErrorKind::Interrupted));
         reader.join().unwrap();
-        // SAFETY: both descriptors were opened above and are closed once.
-        unsafe {
-            libc::close(fds[0]);
-            libc::close(fds[1]);
-        }
+        drop(w);
     }
 }

@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::report::snapshot::{Rates, Totals};
+use crate::report::counters::Totals;
+use crate::report::snapshot::Rates;
 use crate::supervise::outcome::Side;
 
 /// How often the live line is redrawn.
@@ -21,27 +22,31 @@ impl Mark {
         let secs = now.duration_since(self.at).as_secs_f64();
         let per_sec = |bytes: u64| if secs > 0.0 { bytes as f64 / secs } else { 0.0 };
         Rates {
-            input: per_sec(totals.bytes_in - self.totals.bytes_in),
-            output: per_sec(totals.bytes_out - self.totals.bytes_out),
+            input: per_sec(totals.input.bytes - self.totals.input.bytes),
+            output: per_sec(totals.output.bytes - self.totals.output.bytes),
         }
     }
 }
 
+fn throttled(totals: &Totals) -> Duration {
+    totals.input.throttled + totals.output.throttled
+}
+
 /// What the live line needs besides a snapshot.
-pub struct Progress {
-    pub rate_out: f64,
-    pub throttled: bool,
+pub(crate) struct Progress {
+    pub(crate) rate_out: f64,
+    pub(crate) throttled: bool,
 }
 
 /// What the writer is doing, for telling a stalled producer from a stalled consumer.
-pub struct WriterState {
+pub(crate) struct WriterState {
     /// The writer holds data it could not write yet, in the queue or in hand.
-    pub has_data: bool,
+    pub(crate) has_data: bool,
     /// The reader is still reading.
-    pub reader_running: bool,
+    pub(crate) reader_running: bool,
 }
 
-pub struct Watch {
+pub(crate) struct Watch {
     interval: Option<Duration>,
     next_interval: Option<Instant>,
     last_interval: Mark,
@@ -54,7 +59,7 @@ pub struct Watch {
 }
 
 impl Watch {
-    pub fn new(
+    pub(crate) fn new(
         interval: Option<Duration>,
         progress: bool,
         stall_timeout: Option<Duration>,
@@ -77,12 +82,12 @@ impl Watch {
         }
     }
 
-    pub fn stall_timeout(&self) -> Option<Duration> {
+    pub(crate) fn stall_timeout(&self) -> Option<Duration> {
         self.stall_timeout
     }
 
     /// When something is next due, if ever.
-    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let stall_check = self
             .stall_timeout
             .map(|t| now + (t / 4).clamp(Duration::from_millis(10), Duration::from_millis(250)));
@@ -93,7 +98,7 @@ impl Watch {
     }
 
     /// The rates since the last interval record, when the next one is due.
-    pub fn interval_due(&mut self, now: Instant, totals: &Totals) -> Option<Rates> {
+    pub(crate) fn interval_due(&mut self, now: Instant, totals: &Totals) -> Option<Rates> {
         let (interval, due) = self.interval.zip(self.next_interval)?;
         if now < due {
             return None;
@@ -110,13 +115,13 @@ impl Watch {
     }
 
     /// The output rate and whether the limiter held data back, when a redraw is due.
-    pub fn progress_due(&mut self, now: Instant, totals: &Totals) -> Option<Progress> {
+    pub(crate) fn progress_due(&mut self, now: Instant, totals: &Totals) -> Option<Progress> {
         if self.next_progress.is_none_or(|due| now < due) {
             return None;
         }
         let progress = Progress {
             rate_out: self.last_progress.rates(now, totals).output,
-            throttled: totals.throttled > self.last_progress.totals.throttled,
+            throttled: throttled(totals) > throttled(&self.last_progress.totals),
         };
         self.last_progress = Mark {
             at: now,
@@ -128,11 +133,16 @@ impl Watch {
 
     /// The output stalls when the writer has data and has written nothing for the timeout; the
     /// input stalls when nothing moved at all while the writer had nothing to write.
-    pub fn stalled(&mut self, now: Instant, totals: &Totals, writer: WriterState) -> Option<Side> {
-        if totals.bytes_in != self.seen.bytes_in {
+    pub(crate) fn stalled(
+        &mut self,
+        now: Instant,
+        totals: &Totals,
+        writer: WriterState,
+    ) -> Option<Side> {
+        if totals.input.bytes != self.seen.input.bytes {
             self.input_moved = now;
         }
-        if totals.bytes_out != self.seen.bytes_out {
+        if totals.output.bytes != self.seen.output.bytes {
             self.output_moved = now;
         }
         self.seen = *totals;
@@ -158,11 +168,10 @@ mod tests {
     const SEC: Duration = Duration::from_secs(1);
 
     fn totals(bytes_in: u64, bytes_out: u64) -> Totals {
-        Totals {
-            bytes_in,
-            bytes_out,
-            ..Totals::default()
-        }
+        let mut totals = Totals::default();
+        totals.input.bytes = bytes_in;
+        totals.output.bytes = bytes_out;
+        totals
     }
 
     fn writer(has_data: bool) -> WriterState {
@@ -264,7 +273,7 @@ mod tests {
         assert!(watch.progress_due(t0, &totals(0, 0)).is_some());
         assert!(watch.progress_due(t0 + SEC / 10, &totals(0, 0)).is_none());
         let mut throttled = totals(0, 400);
-        throttled.throttled = SEC / 10;
+        throttled.output.throttled = SEC / 10;
         let progress = watch.progress_due(t0 + SEC / 5, &throttled).unwrap();
         assert!(progress.throttled);
         assert!((progress.rate_out - 2000.0).abs() < 1e-6);

@@ -1,0 +1,271 @@
+//! The run's settings, worked out once from the flags: everything the rest of bpipe reads.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::{Cli, OnFull, RateUnit, StatsFormat};
+use crate::queue::Limits;
+
+/// How the data moves through the queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DataPath {
+    /// Slots are internal pipes filled and drained with splice(2), if the kernel grants them.
+    Splice,
+    /// Slots are buffers in memory, filled with read(2) and drained with write(2).
+    Copy,
+    /// As `Copy`, with chunks cut after the last delimiter read.
+    Lines { delimiter: u8 },
+}
+
+impl DataPath {
+    /// The name the stats use: line mode copies.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            DataPath::Splice => "splice",
+            DataPath::Copy | DataPath::Lines { .. } => "copy",
+        }
+    }
+
+    pub(crate) fn delimiter(self) -> Option<u8> {
+        match self {
+            DataPath::Lines { delimiter } => Some(delimiter),
+            DataPath::Splice | DataPath::Copy => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum InputSpec {
+    Stdin,
+    File(PathBuf),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum OutputSpec {
+    Stdout,
+    File { path: PathBuf, append: bool },
+}
+
+/// A rate limit: so many units a second, at most `burst` of them at once after idle time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PaceSpec {
+    pub(crate) rate: u64,
+    pub(crate) burst: u64,
+    pub(crate) unit: RateUnit,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Plan {
+    pub(crate) inputs: Vec<InputSpec>,
+    pub(crate) outputs: Vec<OutputSpec>,
+    pub(crate) chunk_size: usize,
+    pub(crate) limits: Limits,
+    pub(crate) policy: OnFull,
+    pub(crate) data_path: DataPath,
+    pub(crate) read_pace: Option<PaceSpec>,
+    pub(crate) write_pace: Option<PaceSpec>,
+    pub(crate) stats_format: StatsFormat,
+    pub(crate) quiet: bool,
+    pub(crate) stats_file: Option<PathBuf>,
+    pub(crate) interval: Option<Duration>,
+    /// The live line is wanted; it is drawn only when standard error is a terminal.
+    pub(crate) progress: bool,
+    pub(crate) expected_size: Option<u64>,
+    pub(crate) stall_timeout: Option<Duration>,
+}
+
+/// The burst a rate limit gets unless `--burst` says otherwise: a tenth of a second's worth,
+/// and for bytes at least a chunk, so one read or write is never split by the limiter alone.
+pub(crate) fn default_burst(rate: u64, chunk_size: usize, unit: RateUnit) -> u64 {
+    match unit {
+        RateUnit::Bytes => (chunk_size as u64).max(rate / 10),
+        RateUnit::Lines => (rate / 10).max(1),
+    }
+}
+
+fn limits(cli: &Cli, chunk_size: usize) -> Limits {
+    let max_buffer = cli
+        .max_buffer
+        .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
+    let chunks = cli.chunks as usize;
+    Limits {
+        chunks,
+        bytes: chunks.saturating_mul(chunk_size).min(max_buffer),
+        // A slot in the queue for each chunk, one in each stage's hands, and one more for line
+        // mode, which reads ahead into the next slot before it hands a chunk over.
+        slots: chunks + 3,
+        delimiter: cli.line_mode().then(|| cli.delimiter()),
+    }
+}
+
+fn data_path(cli: &Cli) -> DataPath {
+    if cli.line_mode() {
+        DataPath::Lines {
+            delimiter: cli.delimiter(),
+        }
+    } else if cli.no_splice {
+        DataPath::Copy
+    } else {
+        DataPath::Splice
+    }
+}
+
+fn endpoints(cli: &Cli) -> (Vec<InputSpec>, Vec<OutputSpec>) {
+    let mut inputs: Vec<InputSpec> = cli
+        .files
+        .iter()
+        .map(|path| match path.as_os_str() == "-" {
+            true => InputSpec::Stdin,
+            false => InputSpec::File(path.clone()),
+        })
+        .collect();
+    if inputs.is_empty() {
+        inputs.push(InputSpec::Stdin);
+    }
+    let output = match &cli.output {
+        Some(path) => OutputSpec::File {
+            path: path.clone(),
+            append: cli.append,
+        },
+        None => OutputSpec::Stdout,
+    };
+    (inputs, vec![output])
+}
+
+impl From<&Cli> for Plan {
+    fn from(cli: &Cli) -> Plan {
+        let max_buffer = cli
+            .max_buffer
+            .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
+        let chunk_size = cli.chunk_size.min(max_buffer);
+        // The read limit always counts bytes; `Cli::check` refuses a `--burst` counted in
+        // records beside it.
+        let read_pace = cli.read_rate.map(|rate| PaceSpec {
+            rate,
+            burst: cli
+                .burst
+                .unwrap_or_else(|| default_burst(rate, chunk_size, RateUnit::Bytes)),
+            unit: RateUnit::Bytes,
+        });
+        let write_pace = cli.rate_limit.map(|rate| PaceSpec {
+            rate,
+            burst: cli
+                .burst
+                .unwrap_or_else(|| default_burst(rate, chunk_size, cli.rate_unit)),
+            unit: cli.rate_unit,
+        });
+        let (inputs, outputs) = endpoints(cli);
+        Plan {
+            inputs,
+            outputs,
+            chunk_size,
+            limits: limits(cli, chunk_size),
+            policy: cli.policy(),
+            data_path: data_path(cli),
+            read_pace,
+            write_pace,
+            stats_format: cli.stats_format,
+            quiet: cli.quiet,
+            stats_file: cli.stats_file.clone(),
+            interval: cli.interval,
+            progress: cli.progress,
+            expected_size: cli.size,
+            stall_timeout: cli.stall_timeout,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn plan(args: &[&str]) -> Plan {
+        let cli = Cli::try_parse_from(std::iter::once("bpipe").chain(args.iter().copied()));
+        Plan::from(&cli.unwrap())
+    }
+
+    #[test]
+    fn defaults_are_one_stdin_one_stdout_and_the_splice_path() {
+        let plan = plan(&[]);
+        assert_eq!(plan.inputs, vec![InputSpec::Stdin]);
+        assert_eq!(plan.outputs, vec![OutputSpec::Stdout]);
+        assert_eq!(plan.data_path, DataPath::Splice);
+        assert_eq!(plan.chunk_size, 64 << 10);
+        assert_eq!(
+            (plan.limits.chunks, plan.limits.bytes, plan.limits.slots),
+            (16, 1 << 20, 19)
+        );
+        assert_eq!(plan.limits.delimiter, None);
+        assert_eq!((plan.read_pace, plan.write_pace), (None, None));
+    }
+
+    #[test]
+    fn max_buffer_caps_the_chunk_and_the_queue() {
+        let plan = plan(&["-m", "10K", "-b", "64K", "-n", "4"]);
+        assert_eq!(plan.chunk_size, 10 << 10);
+        assert_eq!(plan.limits.bytes, 10 << 10);
+    }
+
+    #[test]
+    fn line_mode_and_no_splice_choose_the_copy_path() {
+        assert_eq!(
+            plan(&["-l"]).data_path,
+            DataPath::Lines { delimiter: b'\n' }
+        );
+        assert_eq!(plan(&["-0"]).data_path, DataPath::Lines { delimiter: 0 });
+        assert_eq!(plan(&["-0"]).limits.delimiter, Some(0));
+        assert_eq!(plan(&["--no-splice"]).data_path, DataPath::Copy);
+        assert_eq!(DataPath::Lines { delimiter: 0 }.name(), "copy");
+    }
+
+    #[test]
+    fn files_and_dash_become_inputs_in_order() {
+        let plan = plan(&["a", "-", "b", "-o", "out", "--append"]);
+        assert_eq!(
+            plan.inputs,
+            vec![
+                InputSpec::File("a".into()),
+                InputSpec::Stdin,
+                InputSpec::File("b".into())
+            ]
+        );
+        assert_eq!(
+            plan.outputs,
+            vec![OutputSpec::File {
+                path: "out".into(),
+                append: true
+            }]
+        );
+    }
+
+    #[test]
+    fn bursts_default_to_a_tenth_of_a_second_and_at_least_a_chunk() {
+        let plan = plan(&["-L", "10M", "--read-rate", "100K"]);
+        assert_eq!(plan.write_pace.unwrap().burst, 1 << 20);
+        assert_eq!(plan.read_pace.unwrap().burst, 64 << 10);
+        let given = self::plan(&["-L", "10M", "--read-rate", "100K", "--burst", "5K"]);
+        assert_eq!(given.write_pace.unwrap().burst, 5 << 10);
+        assert_eq!(given.read_pace.unwrap().burst, 5 << 10);
+    }
+
+    #[test]
+    fn under_lines_the_burst_counts_records() {
+        let plan = plan(&["-l", "--rate-unit", "lines", "-L", "1000", "--burst", "7"]);
+        let write = plan.write_pace.unwrap();
+        assert_eq!((write.burst, write.unit), (7, RateUnit::Lines));
+        let plan = self::plan(&[
+            "-l",
+            "--rate-unit",
+            "lines",
+            "-L",
+            "1000",
+            "--read-rate",
+            "1M",
+        ]);
+        assert_eq!(plan.write_pace.unwrap().burst, 100);
+        let read = plan.read_pace.unwrap();
+        assert_eq!((read.burst, read.unit), ((1 << 20) / 10, RateUnit::Bytes));
+        assert_eq!(default_burst(5, 1, RateUnit::Lines), 1);
+    }
+}

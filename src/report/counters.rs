@@ -1,0 +1,97 @@
+//! Counters the stages bump without locks, one set per side: per-output counters can be added
+//! beside the output's without touching the input's.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Relaxed);
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// What one side moved: bytes, chunks, and the time its rate limit held it back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SideTotals {
+    pub(crate) bytes: u64,
+    pub(crate) chunks: u64,
+    pub(crate) throttled: Duration,
+}
+
+/// One side's counters, on a cache line of its own so the two stages never contend on one.
+#[derive(Default)]
+#[repr(align(64))]
+pub(crate) struct SideCounters {
+    bytes: AtomicU64,
+    chunks: AtomicU64,
+    throttled_ns: AtomicU64,
+}
+
+impl SideCounters {
+    pub(crate) fn moved(&self, bytes: usize) {
+        add(&self.bytes, bytes as u64);
+    }
+
+    pub(crate) fn chunk(&self) {
+        add(&self.chunks, 1);
+    }
+
+    pub(crate) fn throttled(&self, d: Duration) {
+        add(&self.throttled_ns, nanos(d));
+    }
+
+    pub(crate) fn totals(&self) -> SideTotals {
+        SideTotals {
+            bytes: self.bytes.load(Relaxed),
+            chunks: self.chunks.load(Relaxed),
+            throttled: Duration::from_nanos(self.throttled_ns.load(Relaxed)),
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) input: SideCounters,
+    pub(crate) output: SideCounters,
+}
+
+/// Both sides' totals, read at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Totals {
+    pub(crate) input: SideTotals,
+    pub(crate) output: SideTotals,
+}
+
+impl Counters {
+    /// The output first: what the writer wrote can then never exceed what a later look at the
+    /// queue says it took.
+    pub(crate) fn totals(&self) -> Totals {
+        let output = self.output.totals();
+        Totals {
+            input: self.input.totals(),
+            output,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_side_adds_up_on_its_own() {
+        let c = Counters::default();
+        c.input.moved(10);
+        c.input.chunk();
+        c.output.moved(6);
+        c.output.chunk();
+        c.output.throttled(Duration::from_millis(3));
+        let t = c.totals();
+        assert_eq!((t.input.bytes, t.input.chunks), (10, 1));
+        assert_eq!((t.output.bytes, t.output.chunks), (6, 1));
+        assert_eq!(t.input.throttled, Duration::ZERO);
+        assert_eq!(t.output.throttled, Duration::from_millis(3));
+    }
+}

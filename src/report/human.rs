@@ -1,0 +1,144 @@
+//! The one-line human form of a stats record.
+
+use std::io::{self, Write};
+
+use crate::cli::units::{human_bytes, human_seconds};
+use crate::report::Render;
+use crate::report::snapshot::{Event, Snapshot};
+
+pub(crate) struct Human;
+
+/// `1 chunk`, `2 chunks`.
+fn counted(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+fn write_traffic(s: &Snapshot, w: &mut Vec<u8>) -> io::Result<()> {
+    let (t, a) = (&s.traffic, &s.traffic.accounts);
+    let tag = match s.event {
+        Event::Exit => "",
+        Event::Signal => "[signal] ",
+        Event::Interval => "[interval] ",
+    };
+    write!(
+        w,
+        "bpipe: {tag}{} in {} ({}/s)",
+        human_bytes(a.bytes_out),
+        human_seconds(s.run.elapsed),
+        human_bytes(s.average_rate() as u64),
+    )?;
+    if let Some(rates) = s.rates {
+        write!(
+            w,
+            ", now in {}/s out {}/s",
+            human_bytes(rates.input as u64),
+            human_bytes(rates.output as u64)
+        )?;
+    }
+    write!(
+        w,
+        ", {}; dropped {} ({}",
+        counted(t.chunks_out, "chunk"),
+        human_bytes(a.bytes_dropped),
+        counted(t.chunks_dropped, "chunk")
+    )?;
+    if s.run.line_mode {
+        write!(w, ", {}", counted(t.records_dropped, "record"))?;
+    }
+    write!(w, ")")
+}
+
+fn write_queue_and_run(s: &Snapshot, w: &mut Vec<u8>) -> io::Result<()> {
+    let (q, r) = (&s.queue, &s.run);
+    write!(
+        w,
+        "; queue {}/{} chunks {}, peak {} {} of {}",
+        q.chunks,
+        q.capacity_chunks,
+        human_bytes(q.bytes as u64),
+        counted(q.peak_chunks as u64, "chunk"),
+        human_bytes(q.peak_bytes as u64),
+        human_bytes(q.capacity_bytes as u64),
+    )?;
+    write!(
+        w,
+        "; reader blocked {}, writer idle {}",
+        human_seconds(r.reader_blocked),
+        human_seconds(r.writer_idle)
+    )?;
+    if !r.throttled().is_zero() {
+        write!(w, ", throttled {}", human_seconds(r.throttled()))?;
+    }
+    if s.traffic.accounts.bytes_unsent > 0 {
+        write!(
+            w,
+            "; unsent {}",
+            human_bytes(s.traffic.accounts.bytes_unsent)
+        )?;
+    }
+    if r.output_closed {
+        write!(w, "; output closed")?;
+    }
+    Ok(())
+}
+
+impl Render for Human {
+    fn render(&self, snapshot: &Snapshot, w: &mut Vec<u8>) -> io::Result<()> {
+        write_traffic(snapshot, w)?;
+        write_queue_and_run(snapshot, w)?;
+        writeln!(w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::snapshot::sample;
+
+    fn render(snapshot: &Snapshot) -> String {
+        let mut out = Vec::new();
+        Human.render(snapshot, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn human_line_tells_what_happened() {
+        let mut snapshot = sample();
+        snapshot.run.output_closed = true;
+        snapshot.traffic.accounts.bytes_unsent = 4096;
+        let text = render(&snapshot);
+        assert!(
+            text.starts_with("bpipe: 2.0 MiB in 2.00s (1.0 MiB/s), 32 chunks"),
+            "{text}"
+        );
+        assert!(text.contains("dropped 1.0 MiB (16 chunks)"), "{text}");
+        assert!(text.contains("peak 16 chunks 1.0 MiB of 1.0 MiB"), "{text}");
+        assert!(
+            text.contains("reader blocked 0.25s, writer idle 0.01s"),
+            "{text}"
+        );
+        assert!(text.contains("throttled 0.50s"), "{text}");
+        assert!(text.contains("unsent 4.0 KiB; output closed"), "{text}");
+        assert_eq!(text.lines().count(), 1);
+    }
+
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        assert_eq!(counted(1, "chunk"), "1 chunk");
+        assert_eq!(counted(0, "record"), "0 records");
+        let mut snapshot = sample();
+        snapshot.traffic.chunks_out = 1;
+        snapshot.traffic.chunks_dropped = 1;
+        snapshot.queue.peak_chunks = 1;
+        let text = render(&snapshot);
+        assert!(
+            text.contains(", 1 chunk; dropped 1.0 MiB (1 chunk)"),
+            "{text}"
+        );
+        assert!(text.contains("peak 1 chunk 1.0 MiB"), "{text}");
+    }
+}

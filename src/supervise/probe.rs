@@ -1,0 +1,30 @@
+//! The supervisor's view of the data plane: it looks at the queue and can close it, whatever
+//! the queue's slots are.
+
+use crate::queue::{Payload, Queue, View};
+
+pub(crate) trait Probe: Send + Sync {
+    fn view(&self) -> View;
+    /// Stops the data plane: whatever is queued will never be written.
+    fn close(&self);
+    fn capacity_chunks(&self) -> usize;
+    fn capacity_bytes(&self) -> usize;
+}
+
+impl<P: Payload> Probe for Queue<P> {
+    fn view(&self) -> View {
+        Queue::view(self)
+    }
+
+    fn close(&self) {
+        Queue::close(self);
+    }
+
+    fn capacity_chunks(&self) -> usize {
+        Queue::capacity_chunks(self)
+    }
+
+    fn capacity_bytes(&self) -> usize {
+        Queue::capacity_bytes(self)
+    }
+}
