@@ -77,7 +77,7 @@ mod tests {
     use std::sync::Arc;
     use std::thread;
 
-    const NEVER: AtomicBool = AtomicBool::new(false);
+    static NEVER: AtomicBool = AtomicBool::new(false);
 
     fn limiter(rate: u64, burst: u64) -> (Limiter, Arc<ManualClock>) {
         let clock = ManualClock::new();

@@ -121,6 +121,72 @@ fn done(tx: &mpsc::Sender<Message>, stage: Stage, end: anyhow::Result<StageExit>
     let _ = tx.send(Message::StageDone { id, end });
 }
 
+/// What both stages share.
+struct Shared<S> {
+    queue: Arc<Queue<S>>,
+    counters: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+}
+
+impl<S> Clone for Shared<S> {
+    fn clone(&self) -> Self {
+        Shared {
+            queue: Arc::clone(&self.queue),
+            counters: Arc::clone(&self.counters),
+            stop: Arc::clone(&self.stop),
+        }
+    }
+}
+
+fn spawn_reader<S: Slot + 'static>(
+    shared: Shared<S>,
+    plan: &Plan,
+    read: ReadFn<S>,
+    inputs: Vec<Endpoint>,
+    tx: mpsc::Sender<Message>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let (chunk_size, delimiter) = (plan.chunk_size, plan.data_path.delimiter());
+    let limiter = plan.read_pace.as_ref().map(limiter);
+    spawn("reader", move || {
+        let reader = Reader {
+            queue: &shared.queue,
+            counters: &shared.counters.input,
+            chunk_size,
+            limiter,
+            stop: &shared.stop,
+        };
+        // A bug in a stage must end the run with an error, not leave it waiting forever.
+        let end = panic::catch_unwind(AssertUnwindSafe(|| read(reader, &inputs, delimiter)))
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the reader stopped on an internal error")));
+        shared.queue.finish_input();
+        done(&tx, Stage::Reader, end.map(StageExit::Read));
+    })
+}
+
+fn spawn_writer<S: Slot + 'static>(
+    shared: Shared<S>,
+    plan: &Plan,
+    output: Endpoint,
+    tx: mpsc::Sender<Message>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let pace = pace(plan);
+    spawn("writer", move || {
+        let writer = Writer {
+            queue: &shared.queue,
+            counters: &shared.counters.output,
+            pace,
+        };
+        let end = match panic::catch_unwind(AssertUnwindSafe(|| writer.run(&output))) {
+            Ok(end) => end.with_context(|| format!("write {}", output.name())),
+            Err(_) => {
+                shared.queue.close();
+                Err(anyhow::anyhow!("the writer stopped on an internal error"))
+            }
+        };
+        done(&tx, Stage::Writer, end.map(|()| StageExit::Wrote));
+    })
+}
+
 /// Starts both stages on slots of type `S`, the queue stocked with `ring`.
 fn launch<S: Slot + 'static>(
     plan: &Plan,
@@ -135,54 +201,18 @@ fn launch<S: Slot + 'static>(
     } else {
         DataPath::Splice.name()
     };
-    let queue = Arc::new(Queue::new(plan.limits, plan.policy, clock::system()));
-    queue.stock(ring);
-    let counters = Arc::new(Counters::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let reader = {
-        let (queue, counters, stop, tx) =
-            (queue.clone(), counters.clone(), stop.clone(), tx.clone());
-        let (chunk_size, delimiter) = (plan.chunk_size, plan.data_path.delimiter());
-        let limiter = plan.read_pace.as_ref().map(limiter);
-        spawn("reader", move || {
-            let reader = Reader {
-                queue: &queue,
-                counters: &counters.input,
-                chunk_size,
-                limiter,
-                stop: &stop,
-            };
-            // A bug in a stage must end the run with an error, not leave it waiting forever.
-            let end = panic::catch_unwind(AssertUnwindSafe(|| read(reader, &inputs, delimiter)))
-                .unwrap_or_else(|_| {
-                    Err(anyhow::anyhow!("the reader stopped on an internal error"))
-                });
-            queue.finish_input();
-            done(&tx, Stage::Reader, end.map(StageExit::Read));
-        })?
+    let shared = Shared {
+        queue: Arc::new(Queue::new(plan.limits, plan.policy, clock::system())),
+        counters: Arc::new(Counters::default()),
+        stop: Arc::new(AtomicBool::new(false)),
     };
-    {
-        let (queue, counters, pace) = (queue.clone(), counters.clone(), pace(plan));
-        spawn("writer", move || {
-            let writer = Writer {
-                queue: &queue,
-                counters: &counters.output,
-                pace,
-            };
-            let end = match panic::catch_unwind(AssertUnwindSafe(|| writer.run(&output))) {
-                Ok(end) => end.with_context(|| format!("write {}", output.name())),
-                Err(_) => {
-                    queue.close();
-                    Err(anyhow::anyhow!("the writer stopped on an internal error"))
-                }
-            };
-            done(&tx, Stage::Writer, end.map(|()| StageExit::Wrote));
-        })?;
-    }
+    shared.queue.stock(ring);
+    let reader = spawn_reader(shared.clone(), plan, read, inputs, tx.clone())?;
+    spawn_writer(shared.clone(), plan, output, tx)?;
     Ok(Stages {
-        probe: queue,
-        counters,
-        stop,
+        probe: shared.queue,
+        counters: shared.counters,
+        stop: shared.stop,
         reader,
         path,
     })
