@@ -13,10 +13,13 @@ pub const MAX_CHUNK: u64 = 1 << 30;
 
 fn suffix_multiplier(suffix: &str) -> Option<u64> {
     let lower = suffix.to_ascii_lowercase();
-    let (letter, rest) = match lower.chars().next() {
-        None => return Some(1),
-        Some(c) => (c, &lower[1..]),
+    // Splitting by char rather than by byte index: a suffix may begin with a multi-byte
+    // character such as `é`, and slicing inside it would panic.
+    let mut chars = lower.chars();
+    let Some(letter) = chars.next() else {
+        return Some(1);
     };
+    let rest = chars.as_str();
     let power = match letter {
         'b' if rest.is_empty() => return Some(1),
         'k' => 1,
@@ -139,7 +142,8 @@ mod tests {
     #[test]
     fn bad_sizes_name_the_accepted_forms() {
         for bad in [
-            "", "foo", "K", "1X", "1KiBs", "-1", ".5K", "1.", "1e3", "1 2",
+            "", "foo", "K", "1X", "1KiBs", "-1", ".5K", "1.", "1e3", "1 2", "1é", "1€", "1😀",
+            "1Ké",
         ] {
             let err = parse_size(bad).unwrap_err();
             assert!(err.contains("64KiB"), "{bad:?}: {err}");
