@@ -11,6 +11,11 @@ const SIZE_FORMS: &str = "a number of bytes with an optional suffix: 4096, 64K, 
 /// The largest chunk a single read or write may move.
 pub const MAX_CHUNK: u64 = 1 << 30;
 
+/// The longest duration a flag takes: 100 years as humantime counts them (365.25 days), so
+/// `100y` itself parses. The schedulers add durations to `Instant::now()`, which panics near
+/// `u64::MAX` seconds; a century is far from that and longer than any run.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
+
 fn suffix_multiplier(suffix: &str) -> Option<u64> {
     let lower = suffix.to_ascii_lowercase();
     // Splitting by char rather than by byte index: a suffix may begin with a multi-byte
@@ -96,12 +101,16 @@ pub fn parse_rate(text: &str) -> Result<u64, String> {
     Ok(rate)
 }
 
-/// A duration as humantime reads it (`250ms`, `1s`, `2m`), which must not be zero.
+/// A duration as humantime reads it (`250ms`, `1s`, `2m`), longer than zero and at most 100
+/// years.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let duration = humantime::parse_duration(text)
         .map_err(|e| format!("{e}; expected a duration such as 250ms, 1s or 2m"))?;
     if duration.is_zero() {
         return Err("must be longer than zero".to_string());
+    }
+    if duration > MAX_DURATION {
+        return Err("must be at most 100 years (100y)".to_string());
     }
     Ok(duration)
 }
@@ -188,6 +197,11 @@ mod tests {
         assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("soon").unwrap_err().contains("250ms"));
+        assert_eq!(parse_duration("100y"), Ok(MAX_DURATION));
+        for huge in ["101y", "100y 1ns", "18446744073709551615s"] {
+            let err = parse_duration(huge).unwrap_err();
+            assert!(err.contains("100 years"), "{huge:?}: {err}");
+        }
     }
 
     #[test]

@@ -39,3 +39,18 @@ fn multibyte_size_suffix_is_a_usage_error() {
         }
     }
 }
+
+#[test]
+fn huge_interval_is_a_usage_error() {
+    for (flag, name) in [("-i", "--interval"), ("--stall-timeout", "--stall-timeout")] {
+        for value in ["18446744073709551615s", "101y"] {
+            let args = [flag, value];
+            let out = run(&args, b"x");
+            assert_usage_error(&args, &out, &[name, &format!("'{value}'"), "100 years"]);
+        }
+        // The bound itself is allowed, and far enough from overflow to run.
+        let out = run(&[flag, "100y"], b"x");
+        assert_eq!(out.code(), 0, "{flag} 100y: {}", out.stderr);
+        assert_eq!(out.stdout, b"x");
+    }
+}
