@@ -41,31 +41,42 @@ fn suffix_multiplier(suffix: &str) -> Option<u64> {
     Some(base.pow(power))
 }
 
-/// Parses a size such as `64KiB`, `1.5M` or `1000KB` into bytes.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+/// Why a size did not parse: a rate words the two cases differently.
+enum SizeError {
+    Malformed,
+    TooLarge,
+}
+
+fn size_bytes(text: &str) -> Result<u64, SizeError> {
     let trimmed = text.trim();
     let split = trimmed
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(trimmed.len());
     let (number, suffix) = trimmed.split_at(split);
-    let invalid = || format!("expected {SIZE_FORMS}");
     if number.is_empty() || number.starts_with('.') || number.ends_with('.') {
-        return Err(invalid());
+        return Err(SizeError::Malformed);
     }
-    let multiplier = suffix_multiplier(suffix.trim_start()).ok_or_else(invalid)?;
-    let bytes = if number.contains('.') {
-        let value: f64 = number.parse().map_err(|_| invalid())?;
-        value * multiplier as f64
-    } else {
-        let value: u64 = number.parse().map_err(|_| invalid())?;
-        return value
-            .checked_mul(multiplier)
-            .ok_or_else(|| "the size is too large".to_string());
-    };
-    if bytes >= u64::MAX as f64 {
-        return Err("the size is too large".to_string());
+    let multiplier = suffix_multiplier(suffix.trim_start()).ok_or(SizeError::Malformed)?;
+    if number.contains('.') {
+        let value: f64 = number.parse().map_err(|_| SizeError::Malformed)?;
+        let bytes = value * multiplier as f64;
+        // u64::MAX as f64 rounds up to 2^64, so anything below it still fits once rounded.
+        if bytes >= u64::MAX as f64 {
+            return Err(SizeError::TooLarge);
+        }
+        return Ok(bytes.round() as u64);
     }
-    Ok(bytes.round() as u64)
+    // Only digits are left, so the one way to fail is a number past u64::MAX.
+    let value: u64 = number.parse().map_err(|_| SizeError::TooLarge)?;
+    value.checked_mul(multiplier).ok_or(SizeError::TooLarge)
+}
+
+/// Parses a size such as `64KiB`, `1.5M` or `1000KB` into bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    size_bytes(text).map_err(|e| match e {
+        SizeError::Malformed => format!("expected {SIZE_FORMS}"),
+        SizeError::TooLarge => "the size is too large".to_string(),
+    })
 }
 
 /// A size that must be at least one byte.
@@ -92,8 +103,11 @@ pub fn parse_rate(text: &str) -> Result<u64, String> {
         .strip_suffix("/s")
         .or_else(|| trimmed.strip_suffix("/S"))
         .unwrap_or(trimmed);
-    let rate = parse_size(per_unit).map_err(|_| {
-        format!("expected a rate: a size per second such as 500K, 10MiB/s or 1.5G/s; {SIZE_FORMS}")
+    let rate = size_bytes(per_unit).map_err(|e| match e {
+        SizeError::Malformed => format!(
+            "expected a rate: a size per second such as 500K, 10MiB/s or 1.5G/s; {SIZE_FORMS}"
+        ),
+        SizeError::TooLarge => "the rate is too large".to_string(),
     })?;
     if rate == 0 {
         return Err("a rate must be greater than zero".to_string());
@@ -157,11 +171,17 @@ mod tests {
             let err = parse_size(bad).unwrap_err();
             assert!(err.contains("64KiB"), "{bad:?}: {err}");
         }
-        assert!(
-            parse_size("99999999999T")
-                .unwrap_err()
-                .contains("too large")
-        );
+        for huge in ["99999999999T", "18446744073709551616", "16777216.0TiB"] {
+            assert!(
+                parse_size(huge).unwrap_err().contains("too large"),
+                "{huge}"
+            );
+            assert!(
+                parse_rate(huge).unwrap_err().contains("too large"),
+                "{huge}"
+            );
+        }
+        assert_eq!(parse_size("18446744073709551615"), Ok(u64::MAX));
     }
 
     #[test]

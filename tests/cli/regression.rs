@@ -54,3 +54,21 @@ fn huge_interval_is_a_usage_error() {
         assert_eq!(out.stdout, b"x");
     }
 }
+
+#[test]
+fn huge_size_or_rate_is_a_usage_error() {
+    // The first is far out; the others are 2^64, one past u64::MAX, with a suffix, as a plain
+    // number and as a decimal.
+    for value in [
+        "99999999999T",
+        "16777216T",
+        "18446744073709551616",
+        "16777216.0TiB",
+    ] {
+        for (flag, name) in SIZE_AND_RATE_FLAGS {
+            let args = [flag, value];
+            let out = run(&args, b"x");
+            assert_usage_error(&args, &out, &[name, &format!("'{value}'"), "too large"]);
+        }
+    }
+}
