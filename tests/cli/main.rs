@@ -4,6 +4,7 @@ mod generated;
 mod observe;
 mod policies;
 mod readme;
+mod regression;
 mod relay;
 mod signals;
 mod splice;
