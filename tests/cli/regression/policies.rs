@@ -1,0 +1,1 @@
+//! Overload policies and the stall watch: what each promises under a slow or stopped consumer.

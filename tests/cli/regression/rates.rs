@@ -1,0 +1,1 @@
+//! Rate limits at the edges: low rates, tiny bursts, and the drain after a stop.
