@@ -85,6 +85,18 @@ pub(crate) fn raise_fd_limit(needed: u64) -> u64 {
     }
 }
 
+/// Points standard input at /dev/null, so the producer learns at once (EPIPE) that nothing more
+/// will be read, instead of blocking on a full pipe until bpipe exits.
+pub(crate) fn release_stdin() -> io::Result<()> {
+    let null = std::fs::File::open("/dev/null")?;
+    // SAFETY: dup2 onto descriptor 0, which bpipe owns as its standard input; `null` stays
+    // open until after the call.
+    if unsafe { libc::dup2(null.as_raw_fd(), libc::STDIN_FILENO) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Strips Rust's " (os error N)" so messages read like the C tools': `No space left on device`.
 pub(crate) fn describe(error: &io::Error) -> String {
     let text = error.to_string();

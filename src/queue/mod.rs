@@ -222,7 +222,9 @@ impl<P: Payload> Queue<P> {
             if state.closed {
                 return None;
             }
-            if let Some(item) = state.storage.pop_front() {
+            if self.may_take(&state)
+                && let Some(item) = state.storage.pop_front()
+            {
                 state.lane.take(&item);
                 self.sync.wake(&mut state, Side::Reader);
                 return Some(item);
@@ -234,6 +236,16 @@ impl<P: Payload> Queue<P> {
             self.sync.wake(&mut state, Side::Reader);
             state = self.sync.wait(state, Side::Writer, &mut round);
         }
+    }
+
+    /// Whether the consumer may take the front chunk now: always, unless the policy holds
+    /// records back until they are whole and the front one is not yet.
+    fn may_take(&self, state: &State<P>) -> bool {
+        !state.admission.holds_partial_records()
+            || state.input_done
+            || state.lane.inside_record
+            || (0..state.storage.len())
+                .any(|i| state.storage.get(i).is_some_and(|item| item.ends_record))
     }
 
     pub(crate) fn view(&self) -> View {
@@ -401,10 +413,12 @@ mod tests {
     }
 
     #[test]
-    fn drop_waits_rather_than_cut_an_accepted_record() {
+    fn drop_waits_for_the_rest_of_a_record_the_writer_started() {
         let (q, clock) = queue_with(1, usize::MAX, OnFull::Drop);
         let q = Arc::new(q);
         assert!(queued(q.push(item(b"h", true, false))));
+        assert_eq!(q.pop(None).unwrap().slot.0, b"h");
+        assert!(queued(q.push(item(b"m", false, false))));
         let writer = {
             let q = Arc::clone(&q);
             thread::spawn(move || {
@@ -414,9 +428,60 @@ mod tests {
             })
         };
         assert!(queued(q.push(item(b"t\n", false, true))));
-        assert_eq!(writer.join().unwrap(), Some(b"h".to_vec()));
+        assert_eq!(writer.join().unwrap(), Some(b"m".to_vec()));
         assert_eq!(q.view().reader_blocked, Duration::from_secs(1));
         assert_eq!(q.view().drops, Drops::default());
+        assert_eq!(drain(&q), vec![b"t\n".to_vec()]);
+    }
+
+    #[test]
+    fn drop_withdraws_a_long_record_the_writer_has_not_started() {
+        let q = queue(2, usize::MAX, OnFull::Drop);
+        assert!(queued(q.push(whole(b"a\n"))));
+        assert!(queued(q.push(item(b"h", true, false))));
+        // Full, and the record cannot be kept whole: its head goes, and so does its rest.
+        assert!(matches!(q.push(item(b"m", false, false)), Push::Dropped(_)));
+        assert!(matches!(
+            q.push(item(b"t\n", false, true)),
+            Push::Dropped(_)
+        ));
+        assert!(queued(q.push(whole(b"b\n"))));
+        assert_eq!(drain(&q), vec![b"a\n".to_vec(), b"b\n".to_vec()]);
+        let drops = q.view().drops;
+        assert_eq!((drops.chunks, drops.records, drops.bytes), (3, 1, 4));
+    }
+
+    #[test]
+    fn drop_oldest_keeps_the_freshest_whole_record_over_a_long_one() {
+        let q = queue(2, usize::MAX, OnFull::DropOldest);
+        assert!(queued(q.push(whole(b"old\n"))));
+        assert!(queued(q.push(whole(b"fresh\n"))));
+        // The head of a long record may evict "old", never "fresh".
+        assert!(queued(q.push(item(b"l1", true, false))));
+        assert!(matches!(
+            q.push(item(b"l2", false, false)),
+            Push::Dropped(_)
+        ));
+        assert!(matches!(
+            q.push(item(b"l3\n", false, true)),
+            Push::Dropped(_)
+        ));
+        assert!(queued(q.push(whole(b"last\n"))));
+        assert_eq!(drain(&q), vec![b"fresh\n".to_vec(), b"last\n".to_vec()]);
+    }
+
+    #[test]
+    fn fail_withdraws_the_unfinished_record_and_holds_it_from_the_writer() {
+        let q = queue(3, usize::MAX, OnFull::Fail);
+        assert!(queued(q.push(whole(b"a\n"))));
+        assert!(queued(q.push(item(b"h", true, false))));
+        assert_eq!(q.pop(None).unwrap().slot.0, b"a\n");
+        assert!(queued(q.push(item(b"m", false, false))));
+        assert!(queued(q.push(item(b"n", false, false))));
+        assert!(matches!(q.push(item(b"t\n", false, true)), Push::Rejected));
+        assert_eq!(drain(&q), Vec::<Vec<u8>>::new());
+        let drops = q.view().drops;
+        assert_eq!((drops.chunks, drops.records, drops.bytes), (4, 1, 5));
     }
 
     #[test]

@@ -76,7 +76,9 @@ impl Admission {
             || (storage.len() < self.max_chunks && storage.bytes() + len <= self.max_bytes)
     }
 
-    /// Decides what becomes of `item`, evicting from `storage` under drop-oldest.
+    /// Decides what becomes of `item`, evicting from `storage` under drop-oldest. A record
+    /// that cannot be kept whole is dropped whole: its queued head is withdrawn unless the
+    /// consumer has started on it, in which case its rest waits for room.
     pub(crate) fn admit<P: Payload>(
         &mut self,
         item: Item<P>,
@@ -84,7 +86,7 @@ impl Admission {
         lane: &Lane,
     ) -> Decision<P> {
         loop {
-            // Also after an eviction that took the head of the record this chunk continues.
+            // Also after a withdrawal that took the head of the record this chunk continues.
             if self.dropping_record {
                 return self.drop_item(item);
             }
@@ -94,49 +96,124 @@ impl Admission {
             match self.policy {
                 OnFull::Block => return Decision::Wait(item),
                 OnFull::Drop if item.starts_record => return self.drop_item(item),
-                // The head of this record is already accepted: dropping the rest would cut it.
-                OnFull::Drop => return Decision::Wait(item),
+                OnFull::Drop => return self.drop_current_record(item, storage, lane),
                 OnFull::DropOldest => {
-                    if !self.evict_oldest_record(storage, lane) {
+                    if self.evict_oldest_record(storage, lane, item.ends_record) {
+                        continue;
+                    }
+                    if !item.starts_record {
+                        return self.drop_current_record(item, storage, lane);
+                    }
+                    // Only the record the consumer is writing is in the way: a whole record
+                    // waits for it, the head of a long one goes rather than evict the freshest.
+                    if item.ends_record {
                         return Decision::Wait(item);
                     }
+                    return self.drop_item(item);
                 }
                 OnFull::Fail => {
                     self.count_drop(&item);
+                    // The record this chunk leaves unfinished is lost too, and counted once.
+                    if self.delimiter.is_some() && !item.ends_record {
+                        self.drops.records += 1;
+                    }
+                    if !writer_in_current_record(storage, lane) {
+                        self.withdraw_current_record(storage);
+                    }
                     return Decision::Rejected;
                 }
             }
         }
     }
 
-    /// Drops the oldest record the consumer has not started on. Returns false when there is
-    /// none.
-    fn evict_oldest_record<P: Payload>(&mut self, storage: &mut Storage<P>, lane: &Lane) -> bool {
-        let mut index = 0;
-        if lane.inside_record {
-            while let Some(item) = storage.get(index) {
-                index += 1;
-                if item.ends_record {
-                    break;
-                }
+    /// Under `fail` in line mode the consumer only starts a record once it is whole in the
+    /// queue, so that what `fail` lets through ends at a record boundary.
+    pub(crate) fn holds_partial_records(&self) -> bool {
+        self.policy == OnFull::Fail && self.delimiter.is_some()
+    }
+
+    /// `item` continues a record that cannot be kept whole: drop it with the record's queued
+    /// head, unless the consumer is already writing that record.
+    fn drop_current_record<P: Payload>(
+        &mut self,
+        item: Item<P>,
+        storage: &mut Storage<P>,
+        lane: &Lane,
+    ) -> Decision<P> {
+        if writer_in_current_record(storage, lane) {
+            return Decision::Wait(item);
+        }
+        self.withdraw_current_record(storage);
+        self.drop_item(item)
+    }
+
+    /// Removes the queued head of the record the reader is still sending, counting it dropped.
+    fn withdraw_current_record<P: Payload>(&mut self, storage: &mut Storage<P>) {
+        let start = last_record_end(storage);
+        while storage.len() > start {
+            if let Some(item) = storage.remove(start) {
+                self.count_drop(&item);
+                storage.recycle(item.slot);
             }
         }
-        if index >= storage.len() {
+    }
+
+    /// Drops the oldest whole record the consumer has not started on; with `keep_freshest`
+    /// false (the chunk offered does not end a record), never the newest whole one, which may
+    /// be all that gets through. Returns false when there is none to drop.
+    fn evict_oldest_record<P: Payload>(
+        &mut self,
+        storage: &mut Storage<P>,
+        lane: &Lane,
+        offered_ends_record: bool,
+    ) -> bool {
+        let whole = whole_records(storage, lane);
+        let candidates = if offered_ends_record {
+            whole.len()
+        } else {
+            whole.len().saturating_sub(1)
+        };
+        let Some(&(start, end)) = whole.first().filter(|_| candidates > 0) else {
             return false;
-        }
-        loop {
-            let Some(item) = storage.remove(index) else {
-                // The record goes on past the queue: its later chunks must be dropped as they come.
-                self.dropping_record = true;
-                break;
-            };
-            self.count_drop(&item);
-            let ends = item.ends_record;
-            storage.recycle(item.slot);
-            if ends {
-                break;
+        };
+        for _ in start..end {
+            if let Some(item) = storage.remove(start) {
+                self.count_drop(&item);
+                storage.recycle(item.slot);
             }
         }
         true
     }
+}
+
+/// The index after the last chunk that ends a record: from there on, the queued head of the
+/// record the reader is still sending.
+fn last_record_end<P: Payload>(storage: &Storage<P>) -> usize {
+    (0..storage.len())
+        .rev()
+        .find(|&i| storage.get(i).is_some_and(|item| item.ends_record))
+        .map_or(0, |i| i + 1)
+}
+
+/// The consumer has taken the head of the record the reader is still sending.
+fn writer_in_current_record<P: Payload>(storage: &Storage<P>, lane: &Lane) -> bool {
+    lane.inside_record && last_record_end(storage) == 0
+}
+
+/// The spans `start..end` of the whole records in the queue that the consumer has not started
+/// on, oldest first.
+fn whole_records<P: Payload>(storage: &Storage<P>, lane: &Lane) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut start = 0;
+    let mut writers = lane.inside_record;
+    for index in 0..storage.len() {
+        if storage.get(index).is_some_and(|item| item.ends_record) {
+            if !writers {
+                spans.push((start, index + 1));
+            }
+            writers = false;
+            start = index + 1;
+        }
+    }
+    spans
 }

@@ -13,6 +13,7 @@ use crate::cli::RateUnit;
 use crate::cli::units::human_bytes;
 use crate::clock;
 use crate::io::endpoint::Endpoint;
+use crate::io::sys;
 use crate::plan::{DataPath, PaceSpec, Plan};
 use crate::queue::Queue;
 use crate::report::counters::Counters;
@@ -36,8 +37,9 @@ pub(crate) struct Stages {
     pub(crate) counters: Arc<Counters>,
     /// Raised to ask the reader to stop.
     pub(crate) stop: Arc<AtomicBool>,
-    /// Kept unjoined, so that the thread handle stays valid for wake-ups.
+    /// Kept unjoined, so that the thread handles stay valid for wake-ups.
     reader: JoinHandle<()>,
+    writer: JoinHandle<()>,
     /// The data path actually taken.
     pub(crate) path: &'static str,
 }
@@ -45,6 +47,10 @@ pub(crate) struct Stages {
 impl Stages {
     pub(crate) fn reader_thread(&self) -> libc::pthread_t {
         self.reader.as_pthread_t()
+    }
+
+    pub(crate) fn writer_thread(&self) -> libc::pthread_t {
+        self.writer.as_pthread_t()
     }
 }
 
@@ -159,6 +165,11 @@ fn spawn_reader<S: Slot + 'static>(
         let end = panic::catch_unwind(AssertUnwindSafe(|| read(reader, &inputs, delimiter)))
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the reader stopped on an internal error")));
         shared.queue.finish_input();
+        if matches!(end, Ok(ReaderExit::Rejected)) {
+            drop(inputs);
+            // Refused input is refused at once: the producer must not block as under `block`.
+            let _ = sys::release_stdin();
+        }
         done(&tx, Stage::Reader, end.map(StageExit::Read));
     })
 }
@@ -208,12 +219,13 @@ fn launch<S: Slot + 'static>(
     };
     shared.queue.stock(ring);
     let reader = spawn_reader(shared.clone(), plan, read, inputs, tx.clone())?;
-    spawn_writer(shared.clone(), plan, output, tx)?;
+    let writer = spawn_writer(shared.clone(), plan, output, tx)?;
     Ok(Stages {
         probe: shared.queue,
         counters: shared.counters,
         stop: shared.stop,
         reader,
+        writer,
         path,
     })
 }

@@ -19,10 +19,12 @@ use outcome::Outcome;
 use steer::Steering;
 use watch::Watch;
 
+mod drain;
 pub(crate) mod message;
 pub mod outcome;
 pub(crate) mod probe;
 pub(crate) mod signals;
+mod stall;
 mod steer;
 pub(crate) mod watch;
 
@@ -65,7 +67,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         stats_file,
         plan.expected_size,
     );
-    let watch = Watch::new(plan.interval, progress, plan.stall_timeout, Instant::now());
+    let watch = Watch::new(plan.interval, progress, Instant::now());
     let quiet = plan.quiet;
     let stages = stage::start(&plan, inputs, outputs, tx, |note| {
         if !quiet {

@@ -15,10 +15,12 @@ use crate::report::reporter::{Audience, Reporter};
 use crate::report::snapshot::{Event, QueueStats, RunStats, Snapshot, Traffic};
 use crate::stage::Stages;
 use crate::stage::reader::ReaderExit;
+use crate::supervise::drain::{self, Drain};
 use crate::supervise::message::{Message, Stage, StageExit};
 use crate::supervise::outcome::{Outcome, Side, error_line, is_broken_pipe};
 use crate::supervise::signals;
-use crate::supervise::watch::{Watch, WriterState};
+use crate::supervise::stall::{StallWatch, WriterState};
+use crate::supervise::watch::Watch;
 
 /// How often a stop request re-sends its wake-up to a reader blocked in read.
 const WAKE_PERIOD: Duration = Duration::from_millis(20);
@@ -31,24 +33,30 @@ pub(crate) struct Steering {
     start: Instant,
     reporter: Reporter,
     watch: Watch,
+    stall: Option<StallWatch>,
     reader_end: Option<anyhow::Result<StageExit>>,
     writer_end: Option<anyhow::Result<StageExit>>,
     stop_signal: Option<libc::c_int>,
     forced: Option<Outcome>,
+    /// The input was refused under `fail`: what was accepted drains while it moves.
+    rejected: Option<Drain>,
 }
 
 impl Steering {
     pub(crate) fn new(plan: Plan, stages: Stages, reporter: Reporter, watch: Watch) -> Self {
+        let start = Instant::now();
         Steering {
+            stall: plan.stall_timeout.map(|t| StallWatch::new(t, start)),
             plan,
             stages,
-            start: Instant::now(),
+            start,
             reporter,
             watch,
             reader_end: None,
             writer_end: None,
             stop_signal: None,
             forced: None,
+            rejected: None,
         }
     }
 
@@ -109,6 +117,9 @@ impl Steering {
     }
 
     fn on_stage_done(&mut self, stage: Stage, end: anyhow::Result<StageExit>) {
+        if let (Stage::Reader, Ok(StageExit::Read(ReaderExit::Rejected))) = (stage, &end) {
+            self.report_rejection();
+        }
         match stage {
             Stage::Reader => self.reader_end = Some(end),
             Stage::Writer => {
@@ -163,13 +174,39 @@ impl Steering {
             self.reporter
                 .draw_progress(&snapshot, progress.rate_out, waiting);
         }
+        self.check_stall(now, &totals, &view);
+        if let Some(drain) = &mut self.rejected
+            && drain.stuck(totals.output.bytes, now)
+        {
+            self.forced = Some(Outcome::Rejected);
+        }
+    }
+
+    fn check_stall(&mut self, now: Instant, totals: &Totals, view: &View) {
+        let Some(stall) = &mut self.stall else {
+            return;
+        };
         let writer = WriterState {
             has_data: view.chunks > 0 || view.taken_bytes > totals.output.bytes,
             reader_running: self.reader_end.is_none(),
         };
-        if let Some(side) = self.watch.stalled(now, &totals, writer) {
+        let has_data = writer.has_data;
+        if let Some(side) = stall.check(now, totals, writer) {
             self.forced = Some(Outcome::Stalled(side));
+        } else if has_data && stall.output_quiet(now) >= stall.timeout() / 2 {
+            // A blocking write counts its bytes only when it returns: interrupted, it returns
+            // what the consumer has taken so far, so a slow consumer is not a stalled one.
+            signals::wake(self.stages.writer_thread());
         }
+    }
+
+    /// Says at once that the input was refused, and starts watching the drain.
+    fn report_rejection(&mut self) {
+        let capacity = self.stages.probe.capacity_chunks();
+        let why = anyhow::anyhow!("the queue of {capacity} chunks is full (--on-full fail)");
+        self.reporter.error(&why.context("input rejected"));
+        let bytes_out = self.stages.counters.totals().output.bytes;
+        self.rejected = Some(Drain::new(bytes_out, Instant::now()));
     }
 
     /// Ends a run that cannot finish by itself: the reader is released and joined, the writer is
@@ -186,13 +223,16 @@ impl Steering {
         }
     }
 
+    /// When the loop must look again even if no message comes: the earliest of what is due.
     fn next_deadline(&self, now: Instant) -> Option<Instant> {
-        let deadline = self.watch.next_deadline(now);
         let waking = self.stages.stop.load(Ordering::Relaxed) && self.reader_end.is_none();
-        if waking {
-            return Some(deadline.map_or(now + WAKE_PERIOD, |d| d.min(now + WAKE_PERIOD)));
-        }
-        deadline
+        let periods = [
+            self.stall.as_ref().map(StallWatch::period),
+            self.rejected.as_ref().map(|_| drain::PATIENCE / 10),
+            waking.then_some(WAKE_PERIOD),
+        ];
+        let checks = periods.into_iter().flatten().map(|period| now + period);
+        checks.chain(self.watch.next_deadline()).min()
     }
 
     pub(crate) fn steer(&mut self, rx: &mpsc::Receiver<Message>) {
@@ -221,10 +261,7 @@ impl Steering {
     /// Reports what went wrong, decides the outcome and prints the summary.
     pub(crate) fn finish(mut self) -> Outcome {
         let mut outcomes = Vec::new();
-        if let Some(Ok(StageExit::Read(ReaderExit::Rejected))) = &self.reader_end {
-            let capacity = self.stages.probe.capacity_chunks();
-            let why = anyhow::anyhow!("the queue of {capacity} chunks is full (--on-full fail)");
-            self.reporter.error(&why.context("input rejected"));
+        if self.rejected.is_some() {
             outcomes.push(Outcome::Rejected);
         }
         if self.output_closed() {
@@ -262,7 +299,8 @@ impl Steering {
     }
 
     fn report_stall(&mut self, side: Side) {
-        let limit = humantime::format_duration(self.watch.stall_timeout().unwrap_or_default());
+        let timeout = self.stall.as_ref().map(StallWatch::timeout);
+        let limit = humantime::format_duration(timeout.unwrap_or_default());
         let why = match side {
             Side::Input => anyhow::anyhow!(
                 "nothing read for {limit}: the producer sent nothing and the queue is empty"
