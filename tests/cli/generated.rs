@@ -778,9 +778,9 @@ pub(crate) fn stats_keys() -> Vec<String> {
     let mut keys: Vec<String> = Vec::new();
     let text = stdout(&out);
     for line in text.lines().filter(|l| l.starts_with('{')) {
-        for (key, _) in util::Json::parse(line).0 {
-            if !keys.contains(&key) {
-                keys.push(key);
+        for key in util::Json::parse(line).keys() {
+            if !keys.iter().any(|k| k == key) {
+                keys.push(key.to_string());
             }
         }
     }

@@ -93,12 +93,12 @@ fn summary_accounts_for_every_byte() {
     let out = run(&["--stats-format", "json"], &input);
     assert_eq!(out.code(), 0);
     let json = out.json();
-    assert_eq!(json.get("event"), "exit");
+    assert_eq!(json.str("event"), "exit");
     assert_eq!(json.u64("bytes_in"), 1_000_000);
     assert_eq!(json.u64("bytes_out"), 1_000_000);
     assert_eq!(json.u64("bytes_unsent"), 0);
     assert_eq!(json.u64("exit_status"), 0);
-    assert_eq!(json.get("output_closed"), "false");
+    assert!(!json.bool("output_closed"), "{json:?}");
     assert_eq!(json.u64("chunks_in"), json.u64("chunks_out"));
     assert_eq!(json.u64("queue_capacity_chunks"), 16);
     assert_eq!(json.u64("queue_capacity_bytes"), 16 * 65536);

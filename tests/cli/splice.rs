@@ -19,12 +19,12 @@ fn the_json_stats_say_which_path_was_taken() {
     } else {
         "splice"
     };
-    assert_eq!(record(&spliced.stderr, "exit").get("path"), expected);
+    assert_eq!(record(&spliced.stderr, "exit").str("path"), expected);
     let copied = run(&["--stats-format", "json", "--no-splice"], &input);
-    assert_eq!(record(&copied.stderr, "exit").get("path"), "copy");
+    assert_eq!(record(&copied.stderr, "exit").str("path"), "copy");
     assert!(copied.stdout == spliced.stdout);
     let lines = run(&["--stats-format", "json", "-l"], &input);
-    assert_eq!(record(&lines.stderr, "exit").get("path"), "copy");
+    assert_eq!(record(&lines.stderr, "exit").str("path"), "copy");
 }
 
 #[test]

@@ -29,7 +29,7 @@ impl Output {
         self.status.code().unwrap_or(-1)
     }
 
-    /// The last JSON stats record on stderr, parsed into (key, raw value) pairs.
+    /// The last JSON stats record on stderr.
     pub fn json(&self) -> Json {
         let line = self
             .stderr
@@ -43,60 +43,79 @@ impl Output {
 
 /// The first stats record of `event` (`exit`, `signal`, `interval`) on stderr.
 pub fn record(stderr: &str, event: &str) -> Json {
-    let needle = format!("\"event\":\"{event}\"");
-    let line = stderr
-        .lines()
-        .find(|l| l.contains(&needle))
-        .unwrap_or_else(|| panic!("no {event} record in {stderr}"));
-    Json::parse(line)
+    records(stderr, event)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no {event} record in {stderr}"))
 }
 
-/// A flat JSON object of numbers, booleans and strings: all bpipe's stats records need.
-#[derive(Debug)]
-pub struct Json(pub Vec<(String, String)>);
+/// Every stats record of `event` on stderr, in order.
+pub fn records(stderr: &str, event: &str) -> Vec<Json> {
+    let needle = format!("\"event\":\"{event}\"");
+    stderr
+        .lines()
+        .filter(|l| l.contains(&needle))
+        .map(Json::parse)
+        .collect()
+}
+
+/// One JSON stats record. A line that is not a JSON object fails the test, and so does asking for
+/// a key it lacks or a value of another type; the message names the key and shows the record.
+pub struct Json(serde_json::Map<String, serde_json::Value>);
 
 impl Json {
     pub fn parse(line: &str) -> Json {
-        let body = line
-            .trim()
-            .strip_prefix('{')
-            .and_then(|l| l.strip_suffix('}'));
-        let body = body.unwrap_or_else(|| panic!("not a JSON object: {line}"));
-        let pairs = body
-            .split(',')
-            .map(|pair| {
-                let (key, value) = pair
-                    .split_once(':')
-                    .unwrap_or_else(|| panic!("bad pair {pair} in {line}"));
-                let key = key
-                    .trim()
-                    .strip_prefix('"')
-                    .and_then(|k| k.strip_suffix('"'));
-                let key = key.unwrap_or_else(|| panic!("bad key in {line}"));
-                (key.to_string(), value.trim().trim_matches('"').to_string())
-            })
-            .collect();
-        Json(pairs)
+        match serde_json::from_str(line) {
+            Ok(serde_json::Value::Object(fields)) => Json(fields),
+            Ok(_) => panic!("not a JSON object: {line}"),
+            Err(e) => panic!("not valid JSON ({e}): {line}"),
+        }
     }
 
-    pub fn get(&self, key: &str) -> &str {
+    pub fn get(&self, key: &str) -> &serde_json::Value {
         self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_else(|| panic!("no key {key} in {:?}", self.0))
+            .get(key)
+            .unwrap_or_else(|| panic!("no key {key} in {self:?}"))
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
     }
 
     pub fn u64(&self, key: &str) -> u64 {
         self.get(key)
-            .parse()
-            .unwrap_or_else(|_| panic!("{key} is not an integer: {:?}", self.0))
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key} is not an unsigned integer in {self:?}"))
     }
 
     pub fn f64(&self, key: &str) -> f64 {
         self.get(key)
-            .parse()
-            .unwrap_or_else(|_| panic!("{key} is not a number: {:?}", self.0))
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} is not a number in {self:?}"))
+    }
+
+    pub fn str(&self, key: &str) -> &str {
+        self.get(key)
+            .as_str()
+            .unwrap_or_else(|| panic!("{key} is not a string in {self:?}"))
+    }
+
+    pub fn bool(&self, key: &str) -> bool {
+        self.get(key)
+            .as_bool()
+            .unwrap_or_else(|| panic!("{key} is not a boolean in {self:?}"))
+    }
+}
+
+/// The record as JSON, so that `{json:?}` in a message shows what bpipe printed.
+impl std::fmt::Debug for Json {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = serde_json::to_string(&self.0).map_err(|_| std::fmt::Error)?;
+        f.write_str(&text)
     }
 }
 
