@@ -3,15 +3,7 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use crate::util::{Json, Running, random_bytes, record, sh, spawn_piped};
-
-fn assert_accounted(json: &Json) {
-    assert_eq!(
-        json.u64("bytes_in"),
-        json.u64("bytes_out") + json.u64("bytes_dropped") + json.u64("bytes_unsent"),
-        "{json:?}"
-    );
-}
+use crate::util::{Running, assert_accounts, random_bytes, record, sh, spawn_piped};
 
 #[test]
 fn a_partial_chunk_reaches_the_consumer_at_once() {
@@ -50,6 +42,7 @@ fn usr1_answers_while_the_producer_is_idle() {
     assert_eq!(out.stdout, b"first\n");
     let snapshot = record(&out.stderr, "signal");
     assert_eq!(snapshot.u64("bytes_in"), 6);
+    assert_accounts(&record(&out.stderr, "exit"));
     assert!(
         !out.stderr
             .lines()
@@ -77,6 +70,7 @@ fn usr1_answers_while_both_stages_are_blocked() {
     let snapshot = record(&out.stderr, "signal");
     assert_eq!(snapshot.u64("queue_chunks"), 4, "{snapshot:?}");
     assert!(snapshot.f64("reader_blocked_s") > 0.2, "{snapshot:?}");
+    assert_accounts(&record(&out.stderr, "exit"));
 }
 
 #[test]
@@ -90,7 +84,7 @@ fn sigterm_writes_what_was_accepted_and_exits_143() {
     assert_eq!(out.code(), 143, "{}", out.stderr);
     let json = record(&out.stderr, "exit");
     assert_eq!(json.u64("exit_status"), 143);
-    assert_accounted(&json);
+    assert_accounts(&json);
     assert_eq!(json.u64("bytes_unsent"), 0);
     assert_eq!(json.u64("bytes_out"), out.stdout.len() as u64);
     assert!(
@@ -110,6 +104,7 @@ fn sigterm_while_the_producer_is_idle() {
     assert_eq!(out.code(), 143, "{}", out.stderr);
     assert_eq!(out.stdout, b"abc");
     assert!(out.elapsed < Duration::from_secs(5));
+    assert_accounts(&record(&out.stderr, "exit"));
 }
 
 #[test]
@@ -140,7 +135,7 @@ fn a_second_signal_exits_at_once() {
     let _ = bp.stdout.read_to_end(&mut rest);
     let out = bp.finish(rest);
     let json = record(&out.stderr, "exit");
-    assert_accounted(&json);
+    assert_accounts(&json);
     assert!(json.u64("bytes_unsent") > 0);
 }
 
@@ -162,7 +157,7 @@ fn a_closed_output_exits_141_with_only_the_summary() {
     let json = record(&out.stderr, "exit");
     assert!(json.bool("output_closed"), "{json:?}");
     assert_eq!(json.u64("exit_status"), 141);
-    assert_accounted(&json);
+    assert_accounts(&json);
 }
 
 #[test]
@@ -176,7 +171,7 @@ fn a_full_device_is_an_io_error() {
     );
     let json = record(&out.stderr, "exit");
     assert_eq!(json.u64("exit_status"), 1);
-    assert_accounted(&json);
+    assert_accounts(&json);
 }
 
 #[test]

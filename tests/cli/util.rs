@@ -119,6 +119,23 @@ impl std::fmt::Debug for Json {
     }
 }
 
+/// bpipe's promise for every exit record: each byte read was written, dropped by the policy, or
+/// counted as unsent.
+pub fn assert_accounts(json: &Json) {
+    let (bytes_in, out, dropped, unsent) = (
+        json.u64("bytes_in"),
+        json.u64("bytes_out"),
+        json.u64("bytes_dropped"),
+        json.u64("bytes_unsent"),
+    );
+    assert_eq!(
+        bytes_in,
+        out + dropped + unsent,
+        "bytes_in {bytes_in} != bytes_out {out} + bytes_dropped {dropped} + bytes_unsent {unsent}: \
+         {json:?}"
+    );
+}
+
 /// Kills the child if the test has not finished with it by then.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
