@@ -2,6 +2,7 @@
 //! deadlocks once the pipes fill), and bounds every run's time so no test can hang CI.
 
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
@@ -138,6 +139,56 @@ pub fn assert_accounts(json: &Json) {
 
 /// Kills the child if the test has not finished with it by then.
 pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// How long a test waits for bpipe to reach a state it reaches in milliseconds when all is well
+/// (a queue filling, a line coming through): room for a loaded machine, well inside `DEADLINE`.
+pub const STATE_WAIT: Duration = Duration::from_secs(20);
+
+/// `queue_chunks == queue_capacity_chunks`: the reader can only wait, drop or reject.
+pub fn queue_is_full(json: &Json) -> bool {
+    json.u64("queue_chunks") == json.u64("queue_capacity_chunks")
+}
+
+/// Reads exactly `len` bytes from a child's pipe, failing the test if they have not all come
+/// within `timeout` or the pipe ends first, where a plain read would wait forever.
+pub fn read_within(from: &mut (impl Read + AsRawFd), len: usize, timeout: Duration) -> Vec<u8> {
+    let deadline = Instant::now() + timeout;
+    let mut data = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut ready = libc::pollfd {
+            fd: from.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let millis = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: poll(2) on one pollfd that lives across the call.
+        match unsafe { libc::poll(&mut ready, 1, millis) } {
+            0 => panic!(
+                "only {got} of {len} bytes came within {timeout:?}: {:?}",
+                String::from_utf8_lossy(&data[..got])
+            ),
+            n if n < 0
+                && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted =>
+            {
+                continue;
+            }
+            n if n < 0 => panic!("poll: {}", std::io::Error::last_os_error()),
+            _ => {}
+        }
+        match from.read(&mut data[got..]) {
+            Ok(0) => panic!(
+                "the output ended after {got} of {len} bytes: {:?}",
+                String::from_utf8_lossy(&data[..got])
+            ),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    data
+}
 
 /// Waits for the child to exit; kills it and fails the test at `deadline`.
 fn wait_until(child: &mut Child, deadline: Instant) -> ExitStatus {
@@ -322,6 +373,101 @@ impl Running {
         false
     }
 
+    /// Polls `probe` until it gives a value, failing the test, with what bpipe wrote on stderr,
+    /// if bpipe exits first or `STATE_WAIT` passes: `what` names the state waited for.
+    pub fn poll_for<T>(&mut self, what: &str, mut probe: impl FnMut(&mut Self) -> Option<T>) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(found) = probe(self) {
+                return found;
+            }
+            let exited = self.child.try_wait().expect("wait for bpipe");
+            // Once stderr has ended too, the probe has seen all it ever will.
+            let stderr_done = self.stderr.as_ref().is_none_or(|t| t.is_finished());
+            if let Some(status) = exited
+                && stderr_done
+            {
+                if let Some(found) = probe(self) {
+                    return found;
+                }
+                panic!(
+                    "bpipe exited ({status}) before {what}; stderr ends:\n{}",
+                    self.stderr_tail()
+                );
+            }
+            if start.elapsed() > STATE_WAIT {
+                panic!(
+                    "no {what} within {STATE_WAIT:?}; stderr ends:\n{}",
+                    self.stderr_tail()
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// What bpipe has written on stderr so far.
+    pub fn stderr_now(&self) -> String {
+        self.stderr_text.lock().unwrap().clone()
+    }
+
+    /// The last lines bpipe wrote on stderr, for a failure message.
+    fn stderr_tail(&self) -> String {
+        let text = self.stderr_now();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(10)..].join("\n")
+    }
+
+    /// Waits for the first stats record of `event` on stderr that satisfies `until`.
+    pub fn wait_for_record(
+        &mut self,
+        event: &str,
+        what: &str,
+        until: impl Fn(&Json) -> bool,
+    ) -> Json {
+        self.poll_for(what, |bp| {
+            records(&bp.stderr_now(), event)
+                .into_iter()
+                .find(|r| until(r))
+        })
+    }
+
+    /// Waits until bpipe catches `signal`. Sent any earlier, SIGUSR1 would kill it, and bpipe
+    /// prints nothing when it is ready: the kernel's mask of caught signals says.
+    pub fn wait_for_handler(&mut self, signal: i32) {
+        let bit = 1u64 << (signal - 1);
+        self.poll_for(&format!("handler for signal {signal}"), |bp| {
+            let status = std::fs::read_to_string(format!("/proc/{}/status", bp.pid())).ok()?;
+            let caught = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+            let caught = u64::from_str_radix(caught.trim(), 16).ok()?;
+            (caught & bit != 0).then_some(())
+        });
+    }
+
+    /// Asks for SIGUSR1 snapshots until one satisfies `until`, and returns it. Signals sent
+    /// while bpipe is still busy with one merge into it, so the request is repeated.
+    pub fn snapshot_when(&mut self, what: &str, until: impl Fn(&Json) -> bool) -> Json {
+        self.wait_for_handler(libc::SIGUSR1);
+        let mut asked: Option<Instant> = None;
+        self.poll_for(what, |bp| {
+            if let Some(found) = records(&bp.stderr_now(), "signal")
+                .into_iter()
+                .find(|r| until(r))
+            {
+                return Some(found);
+            }
+            if asked.is_none_or(|at| at.elapsed() > Duration::from_millis(100)) {
+                bp.signal(libc::SIGUSR1);
+                asked = Some(Instant::now());
+            }
+            None
+        })
+    }
+
+    /// Reads exactly `len` bytes of bpipe's output, bounded by `STATE_WAIT`.
+    pub fn read_within(&mut self, len: usize) -> Vec<u8> {
+        read_within(&mut self.stdout, len, STATE_WAIT)
+    }
+
     /// Closes bpipe's stdin once the feeder has written everything.
     pub fn close_stdin(&mut self) {
         self.hold_stdin = None;
@@ -369,8 +515,19 @@ impl Running {
     /// Reads the rest of stdout and waits for the exit, bounded by `DEADLINE`.
     pub fn finish(mut self, mut received: Vec<u8>) -> Output {
         let start = Instant::now();
-        let _ = self.stdout.read_to_end(&mut received);
+        // Read on a thread, so that a bpipe that never closes its output is killed at the
+        // deadline instead of holding the test forever.
+        let mut stdout = std::fs::File::from(
+            std::os::fd::AsFd::as_fd(&self.stdout)
+                .try_clone_to_owned()
+                .expect("duplicate bpipe's stdout"),
+        );
+        let reader = thread::spawn(move || {
+            let _ = stdout.read_to_end(&mut received);
+            received
+        });
         let status = wait_until(&mut self.child, start + DEADLINE);
+        let received = reader.join().unwrap();
         self.stderr.take().unwrap().join().unwrap();
         let stderr = self.stderr_text.lock().unwrap().clone();
         self.hold_stdin = None;
