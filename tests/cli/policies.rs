@@ -1,7 +1,6 @@
 //! Backpressure and the overload policies, against a consumer slower than the producer.
 
 use std::io::Read;
-use std::time::Duration;
 
 use crate::util::{Json, Running, assert_accounts, random_bytes, record};
 
@@ -239,7 +238,7 @@ fn line_mode_keeps_records_longer_than_a_chunk_whole() {
 #[test]
 fn fail_rejects_early_and_writes_what_it_accepted() {
     let input = random_bytes(16 << 20, 12);
-    let bp = Running::start(
+    let mut bp = Running::start(
         &[
             "-n",
             "2",
@@ -247,13 +246,16 @@ fn fail_rejects_early_and_writes_what_it_accepted() {
             "64KiB",
             "--on-full",
             "fail",
+            "-i",
+            "20ms",
             "--stats-format",
             "json",
         ],
         input.clone(),
         false,
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // Read before the queue overflowed, the output would let everything through.
+    bp.wait_for_record("interval", "rejected chunk", |r| r.u64("bytes_dropped") > 0);
     let out = bp.finish(Vec::new());
     assert_eq!(out.code(), 3, "{}", out.stderr);
     assert!(

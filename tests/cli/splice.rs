@@ -108,10 +108,20 @@ fn policies_and_rate_limits_hold_on_both_paths() {
             assert_accounts(&json);
             assert_eq!(json.u64("bytes_unsent"), 0, "{policy} {path:?}: {json:?}");
         }
-        let mut args = vec!["-n", "2", "--on-full", "fail", "--stats-format", "json"];
+        let mut args = vec![
+            "-n",
+            "2",
+            "--on-full",
+            "fail",
+            "-i",
+            "20ms",
+            "--stats-format",
+            "json",
+        ];
         args.extend_from_slice(path);
-        let bp = Running::start(&args, random_bytes(8 << 20, 44), false);
-        std::thread::sleep(std::time::Duration::from_millis(300));
+        let mut bp = Running::start(&args, random_bytes(8 << 20, 44), false);
+        // Read before the queue overflowed, the output would let everything through.
+        bp.wait_for_record("interval", "rejected chunk", |r| r.u64("bytes_dropped") > 0);
         let out = bp.finish(Vec::new());
         assert_eq!(out.code(), 3, "{path:?}: {}", out.stderr);
         let json = record(&out.stderr, "exit");
