@@ -1,9 +1,13 @@
 //! Rate limits, periodic records, the live line, the stats file and the stall watchdog.
 
-use std::io::{Read, Write};
+use std::io::Write;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::util::{Json, TempDir, assert_accounts, random_bytes, run, sh, spawn_piped};
+use crate::util::{
+    DEADLINE, Json, STATE_WAIT, TempDir, assert_accounts, finish, random_bytes, read_within, run,
+    sh, spawn_piped,
+};
 
 fn within(value: f64, target: f64, margin: f64) -> bool {
     (value - target).abs() <= target * margin
@@ -40,18 +44,24 @@ fn idle_time_earns_no_burst_beyond_the_cap() {
     let first = random_bytes(256 << 10, 33);
     let second = random_bytes(1 << 20, 34);
     let expected = [&first[..], &second].concat();
+    let (go, idle_done) = mpsc::channel::<()>();
     let feeder = std::thread::spawn(move || {
         stdin.write_all(&first).unwrap();
-        std::thread::sleep(Duration::from_secs(3));
+        idle_done.recv().unwrap();
         let sent = Instant::now();
         stdin.write_all(&second).unwrap();
         sent
     });
-    let mut received = vec![0u8; expected.len()];
-    stdout.read_exact(&mut received).unwrap();
+    let mut received = read_within(&mut stdout, 256 << 10, STATE_WAIT);
+    // bpipe has sent all it had: it now sits idle for 2 s, eight times what the 64 KiB burst
+    // takes at the rate, which a limiter without a cap would turn into 512 KiB sent at once.
+    std::thread::sleep(Duration::from_secs(2));
+    go.send(()).unwrap();
+    received.extend(read_within(&mut stdout, 1 << 20, DEADLINE));
     let took = feeder.join().unwrap().elapsed();
     assert!(received == expected);
-    assert!(child.wait().unwrap().success());
+    let out = finish(child, DEADLINE);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
     // The default burst is max(one chunk, rate / 10) = 64 KiB: the rest must wait for the rate.
     let floor = (1024.0 - 64.0) / 256.0;
     assert!(
