@@ -9,8 +9,10 @@ use crate::util::{
     sh, spawn_piped,
 };
 
-fn within(value: f64, target: f64, margin: f64) -> bool {
-    (value - target).abs() <= target * margin
+/// A rate limit sets a floor on the run time, checked closely; a slow run fails only far above
+/// it, where a busy machine cannot be the reason but a limit that paces at half the rate is.
+fn paced(secs: f64, floor: f64, target: f64) -> bool {
+    secs >= floor && secs <= target * 1.5
 }
 
 #[test]
@@ -20,7 +22,7 @@ fn rate_limit_paces_the_output() {
     assert_eq!(out.code(), 0, "{}", out.stderr);
     assert!(out.stdout == input, "rate limiting changed the bytes");
     let secs = out.elapsed.as_secs_f64();
-    assert!(within(secs, 2.0, 0.10), "2 MiB at 1 MiB/s took {secs:.2}s");
+    assert!(paced(secs, 1.8, 2.0), "2 MiB at 1 MiB/s took {secs:.2}s");
     let json = out.json();
     assert!(json.f64("throttled_s") > 1.0, "{json:?}");
     assert_accounts(&json);
@@ -33,7 +35,7 @@ fn read_rate_paces_the_input() {
     assert_eq!(out.code(), 0, "{}", out.stderr);
     assert!(out.stdout == input);
     let secs = out.elapsed.as_secs_f64();
-    assert!(within(secs, 2.0, 0.10), "2 MiB at 1 MiB/s took {secs:.2}s");
+    assert!(paced(secs, 1.8, 2.0), "2 MiB at 1 MiB/s took {secs:.2}s");
 }
 
 #[test]
@@ -79,10 +81,7 @@ fn line_rate_counts_records() {
     assert_eq!(out.code(), 0, "{}", out.stderr);
     assert_eq!(out.stdout, input);
     let secs = out.elapsed.as_secs_f64();
-    assert!(
-        (1.6..2.5).contains(&secs),
-        "200 lines at 100/s took {secs:.2}s"
-    );
+    assert!(paced(secs, 1.6, 2.0), "200 lines at 100/s took {secs:.2}s");
 }
 
 #[test]
