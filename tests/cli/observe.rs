@@ -5,8 +5,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    DEADLINE, Json, STATE_WAIT, TempDir, assert_accounts, finish, random_bytes, read_within, run,
-    sh, spawn_piped,
+    DEADLINE, Json, STATE_WAIT, TempDir, assert_accounts, finish, random_bytes, read_within,
+    require_tool, run, sh, spawn_piped,
 };
 
 /// A rate limit sets a floor on the run time, checked closely; a slow run fails only far above
@@ -146,17 +146,21 @@ fn stats_file_gets_every_record_as_json_lines() {
 
 #[test]
 fn progress_draws_only_on_a_terminal() {
-    let out = sh(r#"script -qec "(echo x; sleep 0.6) | '$BPIPE' -p -s 4 > /dev/null" /dev/null"#);
-    let screen = String::from_utf8_lossy(&out.stdout);
-    assert!(screen.contains("\r\u{1b}[K"), "no redraw: {screen:?}");
-    assert!(
-        screen.contains("queue [") && screen.contains("50%"),
-        "{screen:?}"
-    );
-    assert!(
-        screen.contains("bpipe: 2 B in "),
-        "no summary after the line: {screen:?}"
-    );
+    // script(1) gives bpipe a terminal for stderr.
+    if require_tool("script", "bsdutils") {
+        let out =
+            sh(r#"script -qec "(echo x; sleep 0.6) | '$BPIPE' -p -s 4 > /dev/null" /dev/null"#);
+        let screen = String::from_utf8_lossy(&out.stdout);
+        assert!(screen.contains("\r\u{1b}[K"), "no redraw: {screen:?}");
+        assert!(
+            screen.contains("queue [") && screen.contains("50%"),
+            "{screen:?}"
+        );
+        assert!(
+            screen.contains("bpipe: 2 B in "),
+            "no summary after the line: {screen:?}"
+        );
+    }
     let plain = sh(r#"(echo x; sleep 0.5) | "$BPIPE" -p > /dev/null"#);
     assert_eq!(plain.stderr.lines().count(), 1, "{}", plain.stderr);
     assert!(!plain.stderr.contains('\r'));

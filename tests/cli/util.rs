@@ -267,6 +267,36 @@ pub fn sh(script: &str) -> Output {
     finish(child, DEADLINE)
 }
 
+/// Whether `program` is on the PATH.
+pub fn installed(program: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+/// Whether a tool a test needs is there. Without it the test says so on stderr and skips what
+/// needs it; under CI (`CI` set) a missing tool fails the test instead, so that a check does not
+/// quietly stop running when an image loses a package.
+pub fn require_tool(program: &str, debian_package: &str) -> bool {
+    if installed(program) {
+        return true;
+    }
+    let test = thread::current().name().unwrap_or("this test").to_string();
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!(
+            "{program} is not installed, and CI is set: {test} needs it \
+             (Debian package {debian_package})"
+        );
+    }
+    eprintln!(
+        "note: {program} is not installed; {test} skips what needs it \
+         (apt-get install {debian_package})"
+    );
+    false
+}
+
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
 pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
