@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    DEADLINE, Running, STATE_WAIT, assert_accounts, finish, queue_is_full, random_bytes,
+    DEADLINE, Json, Running, STATE_WAIT, assert_accounts, finish, queue_is_full, random_bytes,
     read_within, record, sh, spawn_piped,
 };
 
@@ -60,6 +60,30 @@ fn usr1_answers_while_the_producer_is_idle() {
             .lines()
             .any(|l| l.contains("\"event\":\"signal\"") && l.contains("exit_status"))
     );
+}
+
+/// The man page and --help promise it: -q keeps stats records off stderr, but not the ones an
+/// operator asks for. (That -q hides interval records is checked with the stats file.)
+#[test]
+fn usr1_prints_even_with_quiet() {
+    let mut bp = Running::start(&["-q", "--stats-format", "json"], b"x".to_vec(), true);
+    let received = bp.read_within(1);
+    bp.signal(libc::SIGUSR1);
+    assert!(
+        bp.wait_for_stderr("\"event\":\"signal\"", Duration::from_secs(5)),
+        "no snapshot under -q"
+    );
+    bp.close_stdin();
+    let out = bp.finish(received);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "only the snapshot, no summary: {}",
+        out.stderr
+    );
+    assert_eq!(Json::parse(lines[0]).u64("bytes_in"), 1);
 }
 
 #[test]
