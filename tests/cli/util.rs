@@ -140,7 +140,7 @@ pub fn assert_accounts(json: &Json) {
 /// Kills the child if the test has not finished with it by then.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
-/// How long a test waits for bpipe to reach a state it reaches in milliseconds when all is well
+/// How long a test waits for bpipe to reach a state it reaches within a second when all is well
 /// (a queue filling, a line coming through): room for a loaded machine, well inside `DEADLINE`.
 pub const STATE_WAIT: Duration = Duration::from_secs(20);
 
@@ -164,18 +164,19 @@ pub fn read_within(from: &mut (impl Read + AsRawFd), len: usize, timeout: Durati
         };
         let millis = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
         // SAFETY: poll(2) on one pollfd that lives across the call.
-        match unsafe { libc::poll(&mut ready, 1, millis) } {
-            0 => panic!(
-                "only {got} of {len} bytes came within {timeout:?}: {:?}",
-                String::from_utf8_lossy(&data[..got])
-            ),
-            n if n < 0
-                && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted =>
-            {
+        let polled = unsafe { libc::poll(&mut ready, 1, millis) };
+        if polled < 0 {
+            let error = std::io::Error::last_os_error();
+            if error.kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
-            n if n < 0 => panic!("poll: {}", std::io::Error::last_os_error()),
-            _ => {}
+            panic!("poll: {error}");
+        }
+        if polled == 0 {
+            panic!(
+                "only {got} of {len} bytes came within {timeout:?}: {:?}",
+                String::from_utf8_lossy(&data[..got])
+            );
         }
         match from.read(&mut data[got..]) {
             Ok(0) => panic!(
@@ -405,7 +406,7 @@ impl Running {
 
     /// Polls `probe` until it gives a value, failing the test, with what bpipe wrote on stderr,
     /// if bpipe exits first or `STATE_WAIT` passes: `what` names the state waited for.
-    pub fn poll_for<T>(&mut self, what: &str, mut probe: impl FnMut(&mut Self) -> Option<T>) -> T {
+    fn poll_for<T>(&mut self, what: &str, mut probe: impl FnMut(&mut Self) -> Option<T>) -> T {
         let start = Instant::now();
         loop {
             if let Some(found) = probe(self) {
@@ -436,7 +437,7 @@ impl Running {
     }
 
     /// What bpipe has written on stderr so far.
-    pub fn stderr_now(&self) -> String {
+    fn stderr_now(&self) -> String {
         self.stderr_text.lock().unwrap().clone()
     }
 
@@ -485,7 +486,9 @@ impl Running {
             {
                 return Some(found);
             }
-            if asked.is_none_or(|at| at.elapsed() > Duration::from_millis(100)) {
+            // Once bpipe has been waited for, its pid may belong to another process.
+            let running = matches!(bp.child.try_wait(), Ok(None));
+            if running && asked.is_none_or(|at| at.elapsed() > Duration::from_millis(100)) {
                 bp.signal(libc::SIGUSR1);
                 asked = Some(Instant::now());
             }
