@@ -116,7 +116,7 @@ fn sigterm_writes_what_was_accepted_and_exits_143() {
         input.clone(),
         true,
     );
-    bp.wait_for_record("interval", "full queue", queue_is_full);
+    bp.wait_for_record("full queue", queue_is_full);
     bp.signal(libc::SIGTERM);
     let out = bp.finish(Vec::new());
     assert_eq!(out.code(), 143, "{}", out.stderr);
@@ -153,7 +153,7 @@ fn a_second_signal_exits_at_once() {
         input,
         false,
     );
-    bp.wait_for_record("interval", "full queue", queue_is_full);
+    bp.wait_for_record("full queue", queue_is_full);
     // Nobody reads the output, so the stop the first SIGINT asks for can never finish: only a
     // later signal ends the run. A SIGINT sent before bpipe took the previous one merges into
     // it, so they keep coming until bpipe exits.

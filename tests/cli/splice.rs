@@ -121,7 +121,7 @@ fn policies_and_rate_limits_hold_on_both_paths() {
         args.extend_from_slice(path);
         let mut bp = Running::start(&args, random_bytes(8 << 20, 44), false);
         // Read before the queue overflowed, the output would let everything through.
-        bp.wait_for_record("interval", "rejected chunk", |r| r.u64("bytes_dropped") > 0);
+        bp.wait_for_record("rejected chunk", |r| r.u64("bytes_dropped") > 0);
         let out = bp.finish(Vec::new());
         assert_eq!(out.code(), 3, "{path:?}: {}", out.stderr);
         let json = record(&out.stderr, "exit");
