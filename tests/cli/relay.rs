@@ -1,6 +1,6 @@
 //! Byte-exact relaying in every shape: sizes, chunkings, queue sizes, files and outputs.
 
-use crate::util::{TempDir, random_bytes, run};
+use crate::util::{TempDir, assert_accounts, random_bytes, run};
 
 fn assert_relays(args: &[&str], input: &[u8]) {
     let out = run(args, input);
@@ -93,12 +93,13 @@ fn summary_accounts_for_every_byte() {
     let out = run(&["--stats-format", "json"], &input);
     assert_eq!(out.code(), 0);
     let json = out.json();
-    assert_eq!(json.get("event"), "exit");
+    assert_eq!(json.str("event"), "exit");
     assert_eq!(json.u64("bytes_in"), 1_000_000);
     assert_eq!(json.u64("bytes_out"), 1_000_000);
     assert_eq!(json.u64("bytes_unsent"), 0);
+    assert_accounts(&json);
     assert_eq!(json.u64("exit_status"), 0);
-    assert_eq!(json.get("output_closed"), "false");
+    assert!(!json.bool("output_closed"), "{json:?}");
     assert_eq!(json.u64("chunks_in"), json.u64("chunks_out"));
     assert_eq!(json.u64("queue_capacity_chunks"), 16);
     assert_eq!(json.u64("queue_capacity_bytes"), 16 * 65536);
@@ -117,4 +118,5 @@ fn max_buffer_bounds_the_queue_in_bytes() {
     assert_eq!(json.u64("queue_capacity_bytes"), 100 * 1024);
     assert!(json.u64("queue_peak_bytes") <= 100 * 1024);
     assert_eq!(json.u64("bytes_out"), 500_000);
+    assert_accounts(&json);
 }

@@ -6,7 +6,9 @@ use std::os::unix::net::UnixStream;
 use std::process::Stdio;
 
 use crate::policies::{assert_whole_blocks_in_order, dropping_run};
-use crate::util::{DEADLINE, Json, Running, TempDir, bpipe, finish, random_bytes, record, run};
+use crate::util::{
+    DEADLINE, Running, TempDir, assert_accounts, bpipe, finish, random_bytes, record, run,
+};
 
 #[test]
 fn the_json_stats_say_which_path_was_taken() {
@@ -19,12 +21,14 @@ fn the_json_stats_say_which_path_was_taken() {
     } else {
         "splice"
     };
-    assert_eq!(record(&spliced.stderr, "exit").get("path"), expected);
     let copied = run(&["--stats-format", "json", "--no-splice"], &input);
-    assert_eq!(record(&copied.stderr, "exit").get("path"), "copy");
     assert!(copied.stdout == spliced.stdout);
     let lines = run(&["--stats-format", "json", "-l"], &input);
-    assert_eq!(record(&lines.stderr, "exit").get("path"), "copy");
+    for (out, path) in [(&spliced, expected), (&copied, "copy"), (&lines, "copy")] {
+        let json = record(&out.stderr, "exit");
+        assert_eq!(json.str("path"), path, "{json:?}");
+        assert_accounts(&json);
+    }
 }
 
 #[test]
@@ -101,22 +105,28 @@ fn policies_and_rate_limits_hold_on_both_paths() {
             let (output, json) = dropping_run(policy, 2048, path);
             assert_whole_blocks_in_order(&output);
             assert!(json.u64("bytes_dropped") > 0, "{policy} {path:?}");
-            assert_eq!(
-                json.u64("bytes_in"),
-                json.u64("bytes_out") + json.u64("bytes_dropped")
-            );
+            assert_accounts(&json);
+            assert_eq!(json.u64("bytes_unsent"), 0, "{policy} {path:?}: {json:?}");
         }
-        let mut args = vec!["-n", "2", "--on-full", "fail", "--stats-format", "json"];
+        let mut args = vec![
+            "-n",
+            "2",
+            "--on-full",
+            "fail",
+            "-i",
+            "20ms",
+            "--stats-format",
+            "json",
+        ];
         args.extend_from_slice(path);
-        let bp = Running::start(&args, random_bytes(8 << 20, 44), false);
-        std::thread::sleep(std::time::Duration::from_millis(300));
+        let mut bp = Running::start(&args, random_bytes(8 << 20, 44), false);
+        // Read before the queue overflowed, the output would let everything through.
+        bp.wait_for_record("rejected chunk", |r| r.u64("bytes_dropped") > 0);
         let out = bp.finish(Vec::new());
         assert_eq!(out.code(), 3, "{path:?}: {}", out.stderr);
-        let json = Json::parse(out.stderr.lines().last().unwrap());
-        assert_eq!(
-            json.u64("bytes_in"),
-            json.u64("bytes_out") + json.u64("bytes_dropped")
-        );
+        let json = record(&out.stderr, "exit");
+        assert_accounts(&json);
+        assert_eq!(json.u64("bytes_unsent"), 0, "{path:?}: {json:?}");
         let small = random_bytes(300_000, 45);
         let mut args = vec!["-q", "-L", "2MiB"];
         args.extend_from_slice(path);

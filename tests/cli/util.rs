@@ -2,6 +2,7 @@
 //! deadlocks once the pipes fill), and bounds every run's time so no test can hang CI.
 
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
@@ -29,7 +30,7 @@ impl Output {
         self.status.code().unwrap_or(-1)
     }
 
-    /// The last JSON stats record on stderr, parsed into (key, raw value) pairs.
+    /// The last JSON stats record on stderr.
     pub fn json(&self) -> Json {
         let line = self
             .stderr
@@ -43,65 +44,152 @@ impl Output {
 
 /// The first stats record of `event` (`exit`, `signal`, `interval`) on stderr.
 pub fn record(stderr: &str, event: &str) -> Json {
-    let needle = format!("\"event\":\"{event}\"");
-    let line = stderr
-        .lines()
-        .find(|l| l.contains(&needle))
-        .unwrap_or_else(|| panic!("no {event} record in {stderr}"));
-    Json::parse(line)
+    records(stderr, event)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no {event} record in {stderr}"))
 }
 
-/// A flat JSON object of numbers, booleans and strings: all bpipe's stats records need.
-#[derive(Debug)]
-pub struct Json(pub Vec<(String, String)>);
+/// Every stats record of `event` on stderr, in order.
+pub fn records(stderr: &str, event: &str) -> Vec<Json> {
+    let needle = format!("\"event\":\"{event}\"");
+    stderr
+        .lines()
+        .filter(|l| l.contains(&needle))
+        .map(Json::parse)
+        .collect()
+}
+
+/// One JSON stats record. A line that is not a JSON object fails the test, and so does asking for
+/// a key it lacks or a value of another type; the message names the key and shows the record.
+pub struct Json(serde_json::Map<String, serde_json::Value>);
 
 impl Json {
     pub fn parse(line: &str) -> Json {
-        let body = line
-            .trim()
-            .strip_prefix('{')
-            .and_then(|l| l.strip_suffix('}'));
-        let body = body.unwrap_or_else(|| panic!("not a JSON object: {line}"));
-        let pairs = body
-            .split(',')
-            .map(|pair| {
-                let (key, value) = pair
-                    .split_once(':')
-                    .unwrap_or_else(|| panic!("bad pair {pair} in {line}"));
-                let key = key
-                    .trim()
-                    .strip_prefix('"')
-                    .and_then(|k| k.strip_suffix('"'));
-                let key = key.unwrap_or_else(|| panic!("bad key in {line}"));
-                (key.to_string(), value.trim().trim_matches('"').to_string())
-            })
-            .collect();
-        Json(pairs)
+        match serde_json::from_str(line) {
+            Ok(serde_json::Value::Object(fields)) => Json(fields),
+            Ok(_) => panic!("not a JSON object: {line}"),
+            Err(e) => panic!("not valid JSON ({e}): {line}"),
+        }
     }
 
-    pub fn get(&self, key: &str) -> &str {
+    pub fn get(&self, key: &str) -> &serde_json::Value {
         self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_else(|| panic!("no key {key} in {:?}", self.0))
+            .get(key)
+            .unwrap_or_else(|| panic!("no key {key} in {self:?}"))
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
     }
 
     pub fn u64(&self, key: &str) -> u64 {
         self.get(key)
-            .parse()
-            .unwrap_or_else(|_| panic!("{key} is not an integer: {:?}", self.0))
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key} is not an unsigned integer in {self:?}"))
     }
 
     pub fn f64(&self, key: &str) -> f64 {
         self.get(key)
-            .parse()
-            .unwrap_or_else(|_| panic!("{key} is not a number: {:?}", self.0))
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} is not a number in {self:?}"))
     }
+
+    pub fn str(&self, key: &str) -> &str {
+        self.get(key)
+            .as_str()
+            .unwrap_or_else(|| panic!("{key} is not a string in {self:?}"))
+    }
+
+    pub fn bool(&self, key: &str) -> bool {
+        self.get(key)
+            .as_bool()
+            .unwrap_or_else(|| panic!("{key} is not a boolean in {self:?}"))
+    }
+}
+
+/// The record as JSON, so that `{json:?}` in a message shows what bpipe printed.
+impl std::fmt::Debug for Json {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = serde_json::to_string(&self.0).map_err(|_| std::fmt::Error)?;
+        f.write_str(&text)
+    }
+}
+
+/// bpipe's promise for every exit record: each byte read was written, dropped by the policy, or
+/// counted as unsent.
+pub fn assert_accounts(json: &Json) {
+    let (bytes_in, out, dropped, unsent) = (
+        json.u64("bytes_in"),
+        json.u64("bytes_out"),
+        json.u64("bytes_dropped"),
+        json.u64("bytes_unsent"),
+    );
+    assert_eq!(
+        bytes_in,
+        out + dropped + unsent,
+        "bytes_in {bytes_in} != bytes_out {out} + bytes_dropped {dropped} + bytes_unsent {unsent}: \
+         {json:?}"
+    );
 }
 
 /// Kills the child if the test has not finished with it by then.
 pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// How long a test waits for bpipe to reach a state it reaches within a second when all is well
+/// (a queue filling, a line coming through): room for a loaded machine, well inside `DEADLINE`.
+pub const STATE_WAIT: Duration = Duration::from_secs(20);
+
+/// `queue_chunks == queue_capacity_chunks`: the reader can only wait, drop or reject.
+pub fn queue_is_full(json: &Json) -> bool {
+    json.u64("queue_chunks") == json.u64("queue_capacity_chunks")
+}
+
+/// Reads exactly `len` bytes from a child's pipe, failing the test if they have not all come
+/// within `timeout` or the pipe ends first, where a plain read would wait forever.
+pub fn read_within(from: &mut (impl Read + AsRawFd), len: usize, timeout: Duration) -> Vec<u8> {
+    let deadline = Instant::now() + timeout;
+    let mut data = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut ready = libc::pollfd {
+            fd: from.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let millis = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: poll(2) on one pollfd that lives across the call.
+        let polled = unsafe { libc::poll(&mut ready, 1, millis) };
+        if polled < 0 {
+            let error = std::io::Error::last_os_error();
+            if error.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            panic!("poll: {error}");
+        }
+        if polled == 0 {
+            panic!(
+                "only {got} of {len} bytes came within {timeout:?}: {:?}",
+                String::from_utf8_lossy(&data[..got])
+            );
+        }
+        match from.read(&mut data[got..]) {
+            Ok(0) => panic!(
+                "the output ended after {got} of {len} bytes: {:?}",
+                String::from_utf8_lossy(&data[..got])
+            ),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    data
+}
 
 /// Waits for the child to exit; kills it and fails the test at `deadline`.
 fn wait_until(child: &mut Child, deadline: Instant) -> ExitStatus {
@@ -178,6 +266,36 @@ pub fn sh(script: &str) -> Output {
         .spawn()
         .expect("start bash");
     finish(child, DEADLINE)
+}
+
+/// Whether `program` is on the PATH.
+pub fn installed(program: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+/// Whether a tool a test needs is there. Without it the test says so on stderr and skips what
+/// needs it; under CI (`CI` set) a missing tool fails the test instead, so that a check does not
+/// quietly stop running when an image loses a package.
+pub fn require_tool(program: &str, debian_package: &str) -> bool {
+    if installed(program) {
+        return true;
+    }
+    let test = thread::current().name().unwrap_or("this test").to_string();
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!(
+            "{program} is not installed, and CI is set: {test} needs it \
+             (Debian package {debian_package})"
+        );
+    }
+    eprintln!(
+        "note: {program} is not installed; {test} skips what needs it \
+         (apt-get install {debian_package})"
+    );
+    false
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
@@ -286,6 +404,101 @@ impl Running {
         false
     }
 
+    /// Polls `probe` until it gives a value, failing the test, with what bpipe wrote on stderr,
+    /// if bpipe exits first or `STATE_WAIT` passes: `what` names the state waited for.
+    fn poll_for<T>(&mut self, what: &str, mut probe: impl FnMut(&mut Self) -> Option<T>) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(found) = probe(self) {
+                return found;
+            }
+            let exited = self.child.try_wait().expect("wait for bpipe");
+            // Once stderr has ended too, the probe has seen all it ever will.
+            let stderr_done = self.stderr.as_ref().is_none_or(|t| t.is_finished());
+            if let Some(status) = exited
+                && stderr_done
+            {
+                if let Some(found) = probe(self) {
+                    return found;
+                }
+                panic!(
+                    "bpipe exited ({status}) before {what}; stderr ends:\n{}",
+                    self.stderr_tail()
+                );
+            }
+            if start.elapsed() > STATE_WAIT {
+                panic!(
+                    "no {what} within {STATE_WAIT:?}; stderr ends:\n{}",
+                    self.stderr_tail()
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// What bpipe has written on stderr so far.
+    fn stderr_now(&self) -> String {
+        self.stderr_text.lock().unwrap().clone()
+    }
+
+    /// The last lines bpipe wrote on stderr, for a failure message.
+    fn stderr_tail(&self) -> String {
+        let text = self.stderr_now();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(10)..].join("\n")
+    }
+
+    /// Waits for the first JSON stats record on stderr, of any event, that satisfies `until`:
+    /// a run may reach the state and end before its first interval record.
+    pub fn wait_for_record(&mut self, what: &str, until: impl Fn(&Json) -> bool) -> Json {
+        self.poll_for(what, |bp| {
+            bp.stderr_now()
+                .lines()
+                .filter(|l| l.starts_with('{'))
+                .map(Json::parse)
+                .find(|r| until(r))
+        })
+    }
+
+    /// Waits until bpipe catches `signal`. Sent any earlier, SIGUSR1 would kill it, and bpipe
+    /// prints nothing when it is ready: the kernel's mask of caught signals says.
+    pub fn wait_for_handler(&mut self, signal: i32) {
+        let bit = 1u64 << (signal - 1);
+        self.poll_for(&format!("handler for signal {signal}"), |bp| {
+            let status = std::fs::read_to_string(format!("/proc/{}/status", bp.pid())).ok()?;
+            let caught = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+            let caught = u64::from_str_radix(caught.trim(), 16).ok()?;
+            (caught & bit != 0).then_some(())
+        });
+    }
+
+    /// Asks for SIGUSR1 snapshots until one satisfies `until`, and returns it. Signals sent
+    /// while bpipe is still busy with one merge into it, so the request is repeated.
+    pub fn snapshot_when(&mut self, what: &str, until: impl Fn(&Json) -> bool) -> Json {
+        self.wait_for_handler(libc::SIGUSR1);
+        let mut asked: Option<Instant> = None;
+        self.poll_for(what, |bp| {
+            if let Some(found) = records(&bp.stderr_now(), "signal")
+                .into_iter()
+                .find(|r| until(r))
+            {
+                return Some(found);
+            }
+            // Once bpipe has been waited for, its pid may belong to another process.
+            let running = matches!(bp.child.try_wait(), Ok(None));
+            if running && asked.is_none_or(|at| at.elapsed() > Duration::from_millis(100)) {
+                bp.signal(libc::SIGUSR1);
+                asked = Some(Instant::now());
+            }
+            None
+        })
+    }
+
+    /// Reads exactly `len` bytes of bpipe's output, bounded by `STATE_WAIT`.
+    pub fn read_within(&mut self, len: usize) -> Vec<u8> {
+        read_within(&mut self.stdout, len, STATE_WAIT)
+    }
+
     /// Closes bpipe's stdin once the feeder has written everything.
     pub fn close_stdin(&mut self) {
         self.hold_stdin = None;
@@ -333,8 +546,19 @@ impl Running {
     /// Reads the rest of stdout and waits for the exit, bounded by `DEADLINE`.
     pub fn finish(mut self, mut received: Vec<u8>) -> Output {
         let start = Instant::now();
-        let _ = self.stdout.read_to_end(&mut received);
+        // Read on a thread, so that a bpipe that never closes its output is killed at the
+        // deadline instead of holding the test forever.
+        let mut stdout = std::fs::File::from(
+            std::os::fd::AsFd::as_fd(&self.stdout)
+                .try_clone_to_owned()
+                .expect("duplicate bpipe's stdout"),
+        );
+        let reader = thread::spawn(move || {
+            let _ = stdout.read_to_end(&mut received);
+            received
+        });
         let status = wait_until(&mut self.child, start + DEADLINE);
+        let received = reader.join().unwrap();
         self.stderr.take().unwrap().join().unwrap();
         let stderr = self.stderr_text.lock().unwrap().clone();
         self.hold_stdin = None;
