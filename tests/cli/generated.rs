@@ -256,7 +256,7 @@ fn check_or_regenerate() -> &'static Result<(), String> {
         } else {
             Err(format!(
                 "generated files are out of date:\n  {}\nRefresh them with:\n  {REFRESH}\n\
-                 (the sources are bpipe::cli::Cli in src/cli.rs and the man page template \
+                 (the sources are bpipe::cli::Cli in src/cli/mod.rs and the man page template \
                  {TEMPLATE})",
                 stale.join("\n  ")
             ))

@@ -69,8 +69,9 @@ fn drop_oldest_delivers_the_record_after_a_long_one() {
 
 #[test]
 fn drop_never_holds_the_producer_for_a_record_the_writer_has_not_started() {
-    // Enough short records to fill the output pipe, then a record far longer than the queue.
-    let mut input = lines(1, 20_000);
+    // Short records to fill the output pipe (bpipe grows it to the queue's 256 KiB) and part of
+    // the queue, then a record far longer than the queue: the writer cannot have started it.
+    let mut input = lines(1, 60_000);
     input.extend(long_record(1 << 20));
     input.extend(lines(1, 5));
     let args = [
