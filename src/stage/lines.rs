@@ -1,7 +1,7 @@
 //! Line framing for the reader: chunks end after the last delimiter read, so the policies act
 //! on whole records.
 
-use crate::io::endpoint::Endpoint;
+use crate::io::endpoint::Unopened;
 use crate::queue::Payload;
 use crate::slot::memory::MemSlot;
 use crate::stage::reader::{Offer, Reader, ReaderExit};
@@ -11,7 +11,7 @@ impl Reader<'_, MemSlot> {
     /// dropped together; the last record is sent as it is even without a delimiter.
     pub(crate) fn run_lines(
         mut self,
-        inputs: &[Endpoint],
+        inputs: &[Unopened],
         delimiter: u8,
     ) -> anyhow::Result<ReaderExit> {
         let mut spare = None;
@@ -21,6 +21,10 @@ impl Reader<'_, MemSlot> {
         let mut starts_record = true;
         let mut end = ReaderExit::Eof;
         'inputs: for input in inputs {
+            let Some(input) = self.open(input)? else {
+                end = ReaderExit::Stopped;
+                break 'inputs;
+            };
             loop {
                 if self.stopping() {
                     end = ReaderExit::Stopped;
@@ -28,7 +32,7 @@ impl Reader<'_, MemSlot> {
                 }
                 let before = current.len();
                 let room = current.capacity() - before;
-                let n = match self.read_once(&mut current, input, room, &mut ())? {
+                let n = match self.read_once(&mut current, &input, room, &mut ())? {
                     Some(0) => break,
                     Some(n) => n,
                     None => continue,

@@ -20,7 +20,7 @@ use crate::supervise::outcome::{Outcome, Side, error_line, is_broken_pipe};
 use crate::supervise::signals;
 use crate::supervise::watch::{Watch, WriterState};
 
-/// How often a stop request re-sends its wake-up to a reader blocked in read.
+/// How often a stop request re-sends its wake-up to a stage blocked in read or open.
 const WAKE_PERIOD: Duration = Duration::from_millis(20);
 /// How long a forced exit waits for the reader to let go.
 const READER_GRACE: Duration = Duration::from_secs(1);
@@ -103,9 +103,37 @@ impl Steering {
 
     fn stop_reader(&self) {
         self.stages.stop.store(true, Ordering::Relaxed);
+        self.wake_stages();
+    }
+
+    /// The writer still opening its output, a FIFO without a reader yet.
+    fn opening_writer(&self) -> Option<libc::pthread_t> {
+        self.stages
+            .opening_writer()
+            .filter(|_| self.writer_end.is_none())
+    }
+
+    /// Interrupts the system calls a stop must reach: the reader's, and the writer's open (not
+    /// its writes: what was accepted still goes out).
+    fn wake_stages(&self) {
         if self.reader_end.is_none() {
             signals::wake(self.stages.reader_thread());
         }
+        if let Some(writer) = self.opening_writer() {
+            signals::wake(writer);
+        }
+    }
+
+    /// A stop was asked for and a stage it must reach may still be blocked.
+    fn waking(&self) -> bool {
+        self.stages.stop.load(Ordering::Relaxed)
+            && (self.reader_end.is_none() || self.opening_writer().is_some())
+    }
+
+    /// Records go to a stats file that is a FIFO once a reader opens it: the run waits for that
+    /// reader before it ends, unless a signal stops it.
+    fn awaiting_stats_reader(&self) -> bool {
+        self.stop_signal.is_none() && self.reporter.stats_file_waiting()
     }
 
     fn on_stage_done(&mut self, stage: Stage, end: anyhow::Result<StageExit>) {
@@ -132,6 +160,7 @@ impl Steering {
                 self.stop_reader();
             }
             Message::StageDone { id, end } => self.on_stage_done(id.stage, end),
+            Message::StatsFileOpened(opened) => self.reporter.stats_file_opened(opened),
         }
     }
 
@@ -188,15 +217,18 @@ impl Steering {
 
     fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let deadline = self.watch.next_deadline(now);
-        let waking = self.stages.stop.load(Ordering::Relaxed) && self.reader_end.is_none();
-        if waking {
+        if self.waking() {
             return Some(deadline.map_or(now + WAKE_PERIOD, |d| d.min(now + WAKE_PERIOD)));
         }
         deadline
     }
 
     pub(crate) fn steer(&mut self, rx: &mpsc::Receiver<Message>) {
-        while self.forced.is_none() && (self.reader_end.is_none() || self.writer_end.is_none()) {
+        while self.forced.is_none()
+            && (self.reader_end.is_none()
+                || self.writer_end.is_none()
+                || self.awaiting_stats_reader())
+        {
             let now = Instant::now();
             let received = match self.next_deadline(now) {
                 Some(deadline) => rx.recv_timeout(deadline.saturating_duration_since(now)),
@@ -205,8 +237,8 @@ impl Steering {
             match received {
                 Ok(message) => self.on_message(message),
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if self.stages.stop.load(Ordering::Relaxed) && self.reader_end.is_none() {
-                        signals::wake(self.stages.reader_thread());
+                    if self.waking() {
+                        self.wake_stages();
                     }
                     self.on_tick(Instant::now());
                 }
