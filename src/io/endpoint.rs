@@ -1,15 +1,21 @@
-//! What bpipe reads and writes: each endpoint owns its resource and knows its name, and the
-//! writer tells it when the stream has ended.
+//! What bpipe reads and writes. An endpoint is checked up front (`io/check.rs`) and opened only
+//! when its turn comes, by the stage that uses it: opening a FIFO waits for its other end, and
+//! that wait must hold up neither the other files nor bpipe's answer to a signal. Once open, an
+//! endpoint owns its resource and knows its name, and the writer tells it when the stream ends.
 
-use std::fs::{File, OpenOptions};
+use std::ffi::CString;
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 
 use crate::io::sys;
-use crate::plan::{InputSpec, OutputSpec};
+
+/// The names messages give the standard streams.
+pub(crate) const STDIN: &str = "standard input";
+pub(crate) const STDOUT: &str = "standard output";
 
 /// A descriptor bpipe reads or writes. Standard input and output are borrowed, never closed:
 /// other processes share them.
@@ -34,8 +40,8 @@ impl Endpoint {
     /// The name messages use.
     pub(crate) fn name(&self) -> &str {
         match self {
-            Endpoint::Stdin => "standard input",
-            Endpoint::Stdout => "standard output",
+            Endpoint::Stdin => STDIN,
+            Endpoint::Stdout => STDOUT,
             Endpoint::File { name, .. } => name,
         }
     }
@@ -45,76 +51,167 @@ impl Endpoint {
     pub(crate) fn finish(&self) -> io::Result<()> {
         Ok(())
     }
+}
 
-    fn file(file: File, path: &Path) -> Self {
-        Endpoint::File {
-            file,
-            name: path.display().to_string(),
+/// A named file that passed its checks, with the flags it is opened with.
+pub(crate) struct NamedFile {
+    pub(crate) path: CString,
+    /// Already quoted for messages (`io/name.rs`).
+    pub(crate) name: String,
+    pub(crate) flags: libc::c_int,
+    /// A FIFO, whose open waits for the other end.
+    pub(crate) fifo: bool,
+}
+
+impl NamedFile {
+    /// Opens the file, waiting as long as a FIFO's other end takes to come; `None` when `stop`
+    /// was raised first. A stop interrupts a waiting open with a wake-up signal (EINTR), so it
+    /// is looked at again after every interruption.
+    pub(crate) fn open(&self, stop: &AtomicBool) -> anyhow::Result<Option<File>> {
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            match sys::open(&self.path, self.flags) {
+                Ok(fd) => return Ok(Some(File::from(fd))),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e).context(self.name.clone()),
+            }
         }
     }
 }
 
-/// Opens every input up front, so that a missing or unreadable one stops bpipe before it writes.
-pub(crate) fn open_inputs(specs: &[InputSpec]) -> anyhow::Result<Vec<Endpoint>> {
-    specs
-        .iter()
-        .map(|spec| {
-            let path = match spec {
-                InputSpec::Stdin => return Ok(Endpoint::Stdin),
-                InputSpec::File(path) => path,
-            };
-            let name = path.display().to_string();
-            let file = File::open(path).with_context(|| name.clone())?;
-            if sys::file_type(file.as_fd()).with_context(|| name.clone())? == libc::S_IFDIR {
-                return Err(io::Error::from_raw_os_error(libc::EISDIR)).context(name);
-            }
-            Ok(Endpoint::file(file, path))
-        })
-        .collect()
+enum Kind {
+    Stdin,
+    Stdout,
+    File(NamedFile),
 }
 
-pub(crate) fn open_outputs(specs: &[OutputSpec]) -> anyhow::Result<Vec<Endpoint>> {
-    specs.iter().map(open_output).collect()
+/// An endpoint that passed its checks and is not open yet.
+pub(crate) struct Unopened {
+    kind: Kind,
+    /// The capacity a pipe on this side is raised to once open.
+    pipe_size: usize,
 }
 
-fn open_output(spec: &OutputSpec) -> anyhow::Result<Endpoint> {
-    let (path, append) = match spec {
-        OutputSpec::Stdout => return Ok(Endpoint::Stdout),
-        OutputSpec::File { path, append } => (path, *append),
-    };
-    let mut options = OpenOptions::new();
-    options.create(true);
-    if append {
-        options.append(true);
-    } else {
-        options.write(true).truncate(true);
+impl Unopened {
+    pub(crate) fn stdin(pipe_size: usize) -> Self {
+        Unopened {
+            kind: Kind::Stdin,
+            pipe_size,
+        }
     }
-    let file = options
-        .open(path)
-        .with_context(|| path.display().to_string())?;
-    Ok(Endpoint::file(file, path))
+
+    pub(crate) fn stdout(pipe_size: usize) -> Self {
+        Unopened {
+            kind: Kind::Stdout,
+            pipe_size,
+        }
+    }
+
+    pub(crate) fn file(file: NamedFile, pipe_size: usize) -> Self {
+        Unopened {
+            kind: Kind::File(file),
+            pipe_size,
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        match &self.kind {
+            Kind::Stdin => STDIN,
+            Kind::Stdout => STDOUT,
+            Kind::File(file) => &file.name,
+        }
+    }
+
+    /// Opens the endpoint (see `NamedFile::open`; `None` when a stop came first) and raises the
+    /// capacity of a pipe behind it: the benchmarks show that each read and write then moves
+    /// more per call. A refusal is harmless: the pipe just stays as it was, and a pipe shared
+    /// with the producer or consumer is only ever grown.
+    pub(crate) fn open(&self, stop: &AtomicBool) -> anyhow::Result<Option<Endpoint>> {
+        let endpoint = match &self.kind {
+            Kind::Stdin => Endpoint::Stdin,
+            Kind::Stdout => Endpoint::Stdout,
+            Kind::File(named) => match named.open(stop)? {
+                Some(file) => Endpoint::File {
+                    file,
+                    name: named.name.clone(),
+                },
+                None => return Ok(None),
+            },
+        };
+        if sys::is_pipe(endpoint.as_fd()) {
+            let _ = sys::grow_pipe(endpoint.as_fd(), self.pipe_size);
+        }
+        Ok(Some(endpoint))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
+    use std::os::unix::thread::JoinHandleExt;
+    use std::sync::{Arc, mpsc};
+    use std::time::Duration;
 
-    #[test]
-    fn standard_input_is_borrowed_and_named() {
-        let inputs = open_inputs(&[InputSpec::Stdin]).unwrap();
-        assert_eq!(inputs[0].as_fd().as_raw_fd(), libc::STDIN_FILENO);
-        assert_eq!(inputs[0].name(), "standard input");
+    fn named(path: &str, flags: libc::c_int) -> NamedFile {
+        NamedFile {
+            path: CString::new(path).unwrap(),
+            name: path.into(),
+            flags,
+            fifo: false,
+        }
     }
 
     #[test]
-    fn bad_inputs_are_named() {
-        let missing = open_inputs(&[InputSpec::File("/nonexistent/x".into())])
-            .err()
-            .unwrap();
-        assert_eq!(missing.to_string(), "/nonexistent/x");
-        let dir = open_inputs(&[InputSpec::File("/".into())]).err().unwrap();
-        let root = dir.root_cause().downcast_ref::<io::Error>().unwrap();
-        assert_eq!(root.raw_os_error(), Some(libc::EISDIR));
+    fn standard_input_is_borrowed_and_named() {
+        let input = Unopened::stdin(4096);
+        assert_eq!(input.name(), "standard input");
+        let input = input.open(&AtomicBool::new(false)).unwrap().unwrap();
+        assert_eq!(input.as_fd().as_raw_fd(), libc::STDIN_FILENO);
+        assert_eq!(input.name(), "standard input");
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_opened_is_named() {
+        let missing = named("/nonexistent/x", libc::O_RDONLY);
+        let error = missing.open(&AtomicBool::new(false)).unwrap_err();
+        assert_eq!(error.to_string(), "/nonexistent/x");
+    }
+
+    #[test]
+    fn nothing_is_opened_after_a_stop() {
+        let file = named("/dev/null", libc::O_RDONLY);
+        assert!(file.open(&AtomicBool::new(true)).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_stop_ends_a_wait_for_a_fifo_writer() {
+        let dir = std::env::temp_dir().join(format!("bpipe-endpoint-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        let path = CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path and a valid mode.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+        crate::supervise::signals::install_wakeup_handler().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel();
+        let file = named(fifo.to_str().unwrap(), libc::O_RDONLY);
+        let waiting = Arc::clone(&stop);
+        let opener = std::thread::spawn(move || {
+            tx.send(file.open(&waiting).unwrap().is_none()).unwrap();
+        });
+        assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+        stop.store(true, Ordering::Relaxed);
+        let stopped = loop {
+            crate::supervise::signals::wake(opener.as_pthread_t());
+            if let Ok(stopped) = rx.recv_timeout(Duration::from_millis(20)) {
+                break stopped;
+            }
+        };
+        assert!(stopped);
+        opener.join().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

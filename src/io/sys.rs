@@ -1,7 +1,8 @@
 //! Thin, checked wrappers over the few system calls bpipe makes itself.
 
+use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 fn check(ret: isize) -> io::Result<usize> {
     if ret < 0 {
@@ -35,15 +36,52 @@ pub(crate) fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// The kind of file behind a descriptor.
-pub(crate) fn file_type(fd: BorrowedFd<'_>) -> io::Result<libc::mode_t> {
+/// One open(2), close-on-exec; `Interrupted` is returned, not retried as `File::open` does, so
+/// that a stop can end a wait for a FIFO's other end.
+pub(crate) fn open(path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+    let mode: libc::c_uint = 0o666;
+    // SAFETY: the path is NUL-terminated; the mode is only read when O_CREAT is set.
+    let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, mode) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: open just returned this descriptor, and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// What stat(2) says of a path, following symbolic links.
+pub(crate) fn stat(path: &CStr) -> io::Result<libc::stat> {
+    // SAFETY: an all-zero stat is a valid value to be overwritten by stat.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: the path is NUL-terminated and `st` is a valid, writable stat buffer.
+    if unsafe { libc::stat(path.as_ptr(), &mut st) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st)
+}
+
+pub(crate) fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     // SAFETY: an all-zero stat is a valid value to be overwritten by fstat.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `st` is a valid, writable stat buffer.
     if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(st.st_mode & libc::S_IFMT)
+    Ok(st)
+}
+
+/// Whether bpipe's effective user and group may use the path as `mode` asks (`R_OK`, `W_OK`...).
+pub(crate) fn access(path: &CStr, mode: libc::c_int) -> io::Result<()> {
+    // SAFETY: the path is NUL-terminated.
+    if unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), mode, libc::AT_EACCESS) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The kind of file behind a descriptor.
+pub(crate) fn file_type(fd: BorrowedFd<'_>) -> io::Result<libc::mode_t> {
+    Ok(fstat(fd)?.st_mode & libc::S_IFMT)
 }
 
 pub(crate) fn is_pipe(fd: BorrowedFd<'_>) -> bool {

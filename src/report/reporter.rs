@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::{self, Write};
 
 use crate::cli::StatsFormat;
+use crate::io::stats_file::StatsFile;
 use crate::report::Render;
 use crate::report::human::Human;
 use crate::report::json::Json;
@@ -24,7 +25,7 @@ pub(crate) struct Reporter {
     stderr_form: Box<dyn Render>,
     /// No routine records on standard error (the stats file still gets them).
     quiet: bool,
-    file: Option<File>,
+    file: Option<StatsFile>,
     /// The expected total, for percent and ETA on the live line.
     expected: Option<u64>,
     progress_drawn: bool,
@@ -34,7 +35,7 @@ impl Reporter {
     pub(crate) fn new(
         format: StatsFormat,
         quiet: bool,
-        file: Option<File>,
+        file: Option<StatsFile>,
         expected: Option<u64>,
     ) -> Self {
         let stderr_form: Box<dyn Render> = match format {
@@ -66,9 +67,29 @@ impl Reporter {
         if let Some(file) = &mut self.file {
             let mut line = Vec::with_capacity(512);
             if Json.render(snapshot, &mut line).is_ok() {
-                let _ = file.write_all(&line);
+                file.write(&line);
             }
         }
+    }
+
+    /// The stats file's open, done on a thread of its own, has ended.
+    pub(crate) fn stats_file_opened(&mut self, opened: anyhow::Result<File>) {
+        match opened {
+            Ok(opened) => {
+                if let Some(file) = &mut self.file {
+                    file.opened(opened);
+                }
+            }
+            Err(e) => {
+                self.error(&e);
+                self.file.iter_mut().for_each(StatsFile::failed);
+            }
+        }
+    }
+
+    /// The stats file is a FIFO that no reader has opened yet.
+    pub(crate) fn stats_file_waiting(&self) -> bool {
+        self.file.as_ref().is_some_and(StatsFile::waiting)
     }
 
     fn clear_progress(&mut self, stderr: &mut impl Write) {

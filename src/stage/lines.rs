@@ -3,7 +3,7 @@
 //! record longer than a chunk ends after that record's own delimiter, so that the newer records
 //! read with its tail travel in chunks of their own and are never dropped with it.
 
-use crate::io::endpoint::Endpoint;
+use crate::io::endpoint::Unopened;
 use crate::queue::Payload;
 use crate::slot::memory::MemSlot;
 use crate::stage::reader::{Offer, Reader, ReaderExit};
@@ -87,7 +87,7 @@ impl Reader<'_, MemSlot> {
     /// dropped together; the last record is sent as it is even without a delimiter.
     pub(crate) fn run_lines(
         mut self,
-        inputs: &[Endpoint],
+        inputs: &[Unopened],
         delimiter: u8,
     ) -> anyhow::Result<ReaderExit> {
         let mut spare = None;
@@ -101,6 +101,10 @@ impl Reader<'_, MemSlot> {
         };
         let mut end = ReaderExit::Eof;
         'inputs: for input in inputs {
+            let Some(input) = self.open(input)? else {
+                end = ReaderExit::Stopped;
+                break 'inputs;
+            };
             loop {
                 match self.frame(&mut framing, delimiter, &mut spare)? {
                     Step::End(early) => return Ok(early),
@@ -112,7 +116,7 @@ impl Reader<'_, MemSlot> {
                     break 'inputs;
                 }
                 let room = framing.current.capacity() - framing.current.len();
-                if self.read_once(&mut framing.current, input, room, &mut ())? == Some(0) {
+                if self.read_once(&mut framing.current, &input, room, &mut ())? == Some(0) {
                     break;
                 }
             }

@@ -3,7 +3,7 @@
 
 use std::os::unix::thread::JoinHandleExt;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::{self, JoinHandle};
 
@@ -12,7 +12,7 @@ use anyhow::Context;
 use crate::cli::RateUnit;
 use crate::cli::units::human_bytes;
 use crate::clock;
-use crate::io::endpoint::Endpoint;
+use crate::io::endpoint::{Endpoint, Unopened};
 use crate::io::sys;
 use crate::plan::{DataPath, PaceSpec, Plan};
 use crate::queue::Queue;
@@ -35,11 +35,14 @@ pub(crate) mod writer;
 pub(crate) struct Stages {
     pub(crate) probe: Arc<dyn Probe>,
     pub(crate) counters: Arc<Counters>,
-    /// Raised to ask the reader to stop.
+    /// Raised to ask the reader to stop, and a writer still opening its output to give up.
     pub(crate) stop: Arc<AtomicBool>,
     /// Kept unjoined, so that the thread handles stay valid for wake-ups.
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
+    /// Raised while the writer opens its output: a FIFO's open waits for a reader, and only a
+    /// wake-up lets a stop reach it there.
+    output_opening: Arc<AtomicBool>,
     /// The data path actually taken.
     pub(crate) path: &'static str,
 }
@@ -52,14 +55,21 @@ impl Stages {
     pub(crate) fn writer_thread(&self) -> libc::pthread_t {
         self.writer.as_pthread_t()
     }
+
+    /// The writer's thread while it is still opening its output.
+    pub(crate) fn opening_writer(&self) -> Option<libc::pthread_t> {
+        self.output_opening
+            .load(Ordering::Relaxed)
+            .then(|| self.writer.as_pthread_t())
+    }
 }
 
 /// How the reader cuts its input into chunks.
-type ReadFn<S> = fn(Reader<'_, S>, &[Endpoint], Option<u8>) -> anyhow::Result<ReaderExit>;
+type ReadFn<S> = fn(Reader<'_, S>, &[Unopened], Option<u8>) -> anyhow::Result<ReaderExit>;
 
 fn read_chunks<S: Slot>(
     reader: Reader<'_, S>,
-    inputs: &[Endpoint],
+    inputs: &[Unopened],
     _: Option<u8>,
 ) -> anyhow::Result<ReaderExit> {
     reader.run(inputs)
@@ -67,7 +77,7 @@ fn read_chunks<S: Slot>(
 
 fn read_lines(
     reader: Reader<'_, MemSlot>,
-    inputs: &[Endpoint],
+    inputs: &[Unopened],
     delimiter: Option<u8>,
 ) -> anyhow::Result<ReaderExit> {
     reader.run_lines(inputs, delimiter.unwrap_or(b'\n'))
@@ -77,8 +87,8 @@ fn read_lines(
 /// is reported to `note`, and the copy path is taken instead.
 pub(crate) fn start(
     plan: &Plan,
-    inputs: Vec<Endpoint>,
-    mut outputs: Vec<Endpoint>,
+    inputs: Vec<Unopened>,
+    mut outputs: Vec<Unopened>,
     tx: mpsc::Sender<Message>,
     note: impl FnOnce(anyhow::Error),
 ) -> anyhow::Result<Stages> {
@@ -148,7 +158,7 @@ fn spawn_reader<S: Slot + 'static>(
     shared: Shared<S>,
     plan: &Plan,
     read: ReadFn<S>,
-    inputs: Vec<Endpoint>,
+    inputs: Vec<Unopened>,
     tx: mpsc::Sender<Message>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let (chunk_size, delimiter) = (plan.chunk_size, plan.data_path.delimiter());
@@ -174,27 +184,52 @@ fn spawn_reader<S: Slot + 'static>(
     })
 }
 
+fn write<S: Slot>(writer: Writer<'_, S>, output: &Endpoint) -> anyhow::Result<StageExit> {
+    let queue = writer.queue;
+    match panic::catch_unwind(AssertUnwindSafe(|| writer.run(output))) {
+        Ok(end) => end
+            .map(|()| StageExit::Wrote)
+            .with_context(|| format!("write {}", output.name())),
+        Err(_) => {
+            queue.close();
+            Err(anyhow::anyhow!("the writer stopped on an internal error"))
+        }
+    }
+}
+
+/// The writer opens its output itself, so that a FIFO's wait for a reader holds up neither the
+/// reader nor the steering. Without an output (a stop came first, or the open failed), the queue
+/// closes and its bytes are unsent.
 fn spawn_writer<S: Slot + 'static>(
     shared: Shared<S>,
     plan: &Plan,
-    output: Endpoint,
+    output: Unopened,
+    opening: Arc<AtomicBool>,
     tx: mpsc::Sender<Message>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let pace = pace(plan);
     spawn("writer", move || {
-        let writer = Writer {
-            queue: &shared.queue,
-            counters: &shared.counters.output,
-            pace,
-        };
-        let end = match panic::catch_unwind(AssertUnwindSafe(|| writer.run(&output))) {
-            Ok(end) => end.with_context(|| format!("write {}", output.name())),
-            Err(_) => {
+        let opened = output.open(&shared.stop);
+        opening.store(false, Ordering::Relaxed);
+        let end = match opened {
+            Ok(Some(output)) => {
+                let writer = Writer {
+                    queue: &shared.queue,
+                    counters: &shared.counters.output,
+                    pace,
+                };
+                write(writer, &output)
+            }
+            Ok(None) => {
                 shared.queue.close();
-                Err(anyhow::anyhow!("the writer stopped on an internal error"))
+                Ok(StageExit::Wrote)
+            }
+            Err(e) => {
+                shared.queue.close();
+                Err(e)
             }
         };
-        done(&tx, Stage::Writer, end.map(|()| StageExit::Wrote));
+        done(&tx, Stage::Writer, end);
     })
 }
 
@@ -203,8 +238,8 @@ fn launch<S: Slot + 'static>(
     plan: &Plan,
     ring: Vec<S>,
     read: ReadFn<S>,
-    inputs: Vec<Endpoint>,
-    output: Endpoint,
+    inputs: Vec<Unopened>,
+    output: Unopened,
     tx: mpsc::Sender<Message>,
 ) -> anyhow::Result<Stages> {
     let path = if ring.is_empty() {
@@ -219,13 +254,15 @@ fn launch<S: Slot + 'static>(
     };
     shared.queue.stock(ring);
     let reader = spawn_reader(shared.clone(), plan, read, inputs, tx.clone())?;
-    let writer = spawn_writer(shared.clone(), plan, output, tx)?;
+    let output_opening = Arc::new(AtomicBool::new(true));
+    let writer = spawn_writer(shared.clone(), plan, output, output_opening.clone(), tx)?;
     Ok(Stages {
         probe: shared.queue,
         counters: shared.counters,
         stop: shared.stop,
         reader,
         writer,
+        output_opening,
         path,
     })
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 
-use crate::io::endpoint::Endpoint;
+use crate::io::endpoint::{Endpoint, Unopened};
 use crate::queue::{Item, Push, Queue};
 use crate::report::counters::SideCounters;
 use crate::slot::Slot;
@@ -123,10 +123,19 @@ impl<S: Slot> Reader<'_, S> {
         }
     }
 
+    /// Opens an input when its turn comes, as cat does: a FIFO's open waits for its writer, who
+    /// may be waiting for an earlier input to be read. `None` when a stop ended the wait.
+    pub(crate) fn open(&self, input: &Unopened) -> anyhow::Result<Option<Endpoint>> {
+        input.open(self.stop)
+    }
+
     /// Relays the inputs chunk by chunk: a chunk is whatever one read returned.
-    pub(crate) fn run(mut self, inputs: &[Endpoint]) -> anyhow::Result<ReaderExit> {
+    pub(crate) fn run(mut self, inputs: &[Unopened]) -> anyhow::Result<ReaderExit> {
         let mut spare = None;
         for input in inputs {
+            let Some(input) = self.open(input)? else {
+                return Ok(ReaderExit::Stopped);
+            };
             let mut stream = S::Stream::default();
             loop {
                 if self.stopping() {
@@ -135,7 +144,7 @@ impl<S: Slot> Reader<'_, S> {
                 let Some(mut slot) = self.slot(&mut spare, self.chunk_size)? else {
                     return Ok(ReaderExit::Closed);
                 };
-                match self.read_once(&mut slot, input, self.chunk_size, &mut stream)? {
+                match self.read_once(&mut slot, &input, self.chunk_size, &mut stream)? {
                     Some(0) => {
                         spare = Some(slot);
                         break;

@@ -1,4 +1,6 @@
-//! What the steering thread hears: signals, and stages that are done.
+//! What the steering thread hears: signals, stages that are done, and the stats file's open.
+
+use std::fs::File;
 
 use crate::stage::reader::ReaderExit;
 
@@ -28,4 +30,6 @@ pub(crate) enum Message {
         id: StageId,
         end: anyhow::Result<StageExit>,
     },
+    /// The stats file, a FIFO, was opened (or failed to open) on its own thread.
+    StatsFileOpened(anyhow::Result<File>),
 }

@@ -1,7 +1,6 @@
-//! The supervisor: it opens the endpoints, starts the stages, and steers the run from a thread
+//! The supervisor: it checks the endpoints, starts the stages, and steers the run from a thread
 //! of its own (signals, stats records, the stall watch, the order of shutdown).
 
-use std::fs::File;
 use std::io::{self, IsTerminal};
 use std::sync::mpsc;
 use std::time::Instant;
@@ -9,8 +8,8 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::cli::Cli;
-use crate::io::endpoint::{self, Endpoint};
-use crate::io::sys;
+use crate::io::check;
+use crate::io::stats_file::StatsFile;
 use crate::plan::Plan;
 use crate::report::reporter::Reporter;
 use crate::stage;
@@ -28,26 +27,10 @@ mod stall;
 mod steer;
 pub(crate) mod watch;
 
-fn open_stats_file(plan: &Plan) -> anyhow::Result<Option<File>> {
-    plan.stats_file
-        .as_ref()
-        .map(|path| File::create(path).with_context(|| path.display().to_string()))
-        .transpose()
-}
-
-/// Raises the capacity of pipes on either side to the queue's (at most 1 MiB, the default
-/// pipe-max-size, and at least a chunk), so that each read and write can move more per call: the
-/// benchmarks show it. Refusals are harmless: the pipe just stays as it was.
-fn grow_pipes(endpoints: &[&Endpoint], plan: &Plan) {
-    let size = plan.limits.bytes.min(1 << 20).max(plan.chunk_size);
-    for endpoint in endpoints {
-        if sys::is_pipe(endpoint.as_fd()) {
-            let _ = sys::grow_pipe(endpoint.as_fd(), size);
-        }
-    }
-}
-
-/// Runs the relay to its end and returns how it ended; the summary has been printed.
+/// Runs the relay to its end and returns how it ended; the summary has been printed. Every
+/// named file is checked before any is opened; the stages open theirs when they need them, and
+/// a stats file that is a FIFO is opened on a thread of its own, so that no open holds up the
+/// steering, which answers signals.
 pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     let (tx, rx) = mpsc::channel();
     let signal_tx = tx.clone();
@@ -56,10 +39,16 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     })
     .context("cannot install signal handlers")?;
     let plan = Plan::from(cli);
-    let inputs = endpoint::open_inputs(&plan.inputs)?;
-    let outputs = endpoint::open_outputs(&plan.outputs)?;
-    let stats_file = open_stats_file(&plan)?;
-    grow_pipes(&inputs.iter().chain(&outputs).collect::<Vec<_>>(), &plan);
+    let checked = check::check(&plan)?;
+    let stats_tx = tx.clone();
+    let stats_file = checked
+        .stats_file
+        .map(|file| {
+            StatsFile::open(file, move |opened| {
+                let _ = stats_tx.send(Message::StatsFileOpened(opened));
+            })
+        })
+        .transpose()?;
     let progress = plan.progress && io::stderr().is_terminal();
     let mut reporter = Reporter::new(
         plan.stats_format,
@@ -69,7 +58,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     );
     let watch = Watch::new(plan.interval, progress, Instant::now());
     let quiet = plan.quiet;
-    let stages = stage::start(&plan, inputs, outputs, tx, |note| {
+    let stages = stage::start(&plan, checked.inputs, checked.outputs, tx, |note| {
         if !quiet {
             reporter.error(&note);
         }

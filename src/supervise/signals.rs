@@ -34,7 +34,7 @@ extern "C" fn ignore(_: libc::c_int) {}
 
 /// A handler that does nothing, installed without SA_RESTART, so that the wake-up signal makes a
 /// blocked read return EINTR instead of being silently restarted.
-fn install_wakeup_handler() -> io::Result<()> {
+pub(crate) fn install_wakeup_handler() -> io::Result<()> {
     // SAFETY: an all-zero sigaction is a valid starting value; the handler is async-signal-safe
     // (it does nothing).
     unsafe {

@@ -22,7 +22,7 @@ use crate::supervise::signals;
 use crate::supervise::stall::{StallWatch, WriterState};
 use crate::supervise::watch::Watch;
 
-/// How often a stop request re-sends its wake-up to a reader blocked in read.
+/// How often a stop request re-sends its wake-up to a stage blocked in read or open.
 const WAKE_PERIOD: Duration = Duration::from_millis(20);
 /// How long a forced exit waits for the reader to let go.
 const READER_GRACE: Duration = Duration::from_secs(1);
@@ -111,9 +111,37 @@ impl Steering {
 
     fn stop_reader(&self) {
         self.stages.stop.store(true, Ordering::Relaxed);
+        self.wake_stages();
+    }
+
+    /// The writer still opening its output, a FIFO without a reader yet.
+    fn opening_writer(&self) -> Option<libc::pthread_t> {
+        self.stages
+            .opening_writer()
+            .filter(|_| self.writer_end.is_none())
+    }
+
+    /// Interrupts the system calls a stop must reach: the reader's, and the writer's open (not
+    /// its writes: what was accepted still goes out).
+    fn wake_stages(&self) {
         if self.reader_end.is_none() {
             signals::wake(self.stages.reader_thread());
         }
+        if let Some(writer) = self.opening_writer() {
+            signals::wake(writer);
+        }
+    }
+
+    /// A stop was asked for and a stage it must reach may still be blocked.
+    fn waking(&self) -> bool {
+        self.stages.stop.load(Ordering::Relaxed)
+            && (self.reader_end.is_none() || self.opening_writer().is_some())
+    }
+
+    /// Records go to a stats file that is a FIFO once a reader opens it: the run waits for that
+    /// reader before it ends, unless a signal stops it.
+    fn awaiting_stats_reader(&self) -> bool {
+        self.stop_signal.is_none() && self.reporter.stats_file_waiting()
     }
 
     fn on_stage_done(&mut self, stage: Stage, end: anyhow::Result<StageExit>) {
@@ -143,6 +171,7 @@ impl Steering {
                 self.stop_reader();
             }
             Message::StageDone { id, end } => self.on_stage_done(id.stage, end),
+            Message::StatsFileOpened(opened) => self.reporter.stats_file_opened(opened),
         }
     }
 
@@ -225,18 +254,21 @@ impl Steering {
 
     /// When the loop must look again even if no message comes: the earliest of what is due.
     fn next_deadline(&self, now: Instant) -> Option<Instant> {
-        let waking = self.stages.stop.load(Ordering::Relaxed) && self.reader_end.is_none();
         let periods = [
             self.stall.as_ref().map(StallWatch::period),
             self.rejected.as_ref().map(|_| drain::PATIENCE / 10),
-            waking.then_some(WAKE_PERIOD),
+            self.waking().then_some(WAKE_PERIOD),
         ];
         let checks = periods.into_iter().flatten().map(|period| now + period);
         checks.chain(self.watch.next_deadline()).min()
     }
 
     pub(crate) fn steer(&mut self, rx: &mpsc::Receiver<Message>) {
-        while self.forced.is_none() && (self.reader_end.is_none() || self.writer_end.is_none()) {
+        while self.forced.is_none()
+            && (self.reader_end.is_none()
+                || self.writer_end.is_none()
+                || self.awaiting_stats_reader())
+        {
             let now = Instant::now();
             let received = match self.next_deadline(now) {
                 Some(deadline) => rx.recv_timeout(deadline.saturating_duration_since(now)),
@@ -245,8 +277,8 @@ impl Steering {
             match received {
                 Ok(message) => self.on_message(message),
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if self.stages.stop.load(Ordering::Relaxed) && self.reader_end.is_none() {
-                        signals::wake(self.stages.reader_thread());
+                    if self.waking() {
+                        self.wake_stages();
                     }
                     self.on_tick(Instant::now());
                 }
