@@ -1,7 +1,9 @@
 //! The slot of the copy path: a buffer in memory.
 
+use std::alloc::{self, Layout};
 use std::io;
 use std::os::fd::BorrowedFd;
+use std::ptr;
 
 use crate::io::sys;
 use crate::queue::Payload;
@@ -14,13 +16,31 @@ pub(crate) struct MemSlot {
     sent: usize,
 }
 
+/// A zeroed buffer, or an error where the allocator refuses it (a memory limit): zeroed pages
+/// stay untouched until data lands in them, as with `vec![0; len]`, which would abort instead.
+fn zeroed_buffer(len: usize) -> io::Result<Box<[u8]>> {
+    if len == 0 {
+        return Ok(Box::default());
+    }
+    let layout =
+        Layout::array::<u8>(len).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+    // SAFETY: the layout's size is not zero.
+    let ptr = unsafe { alloc::alloc_zeroed(layout) };
+    if ptr.is_null() {
+        return Err(io::Error::from(io::ErrorKind::OutOfMemory));
+    }
+    // SAFETY: `ptr` holds `len` zeroed bytes from the global allocator with the layout a
+    // `Box<[u8]>` of that length frees with.
+    Ok(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(ptr, len)) })
+}
+
 impl MemSlot {
-    pub(crate) fn with_capacity(capacity: usize) -> Self {
-        MemSlot {
-            buf: vec![0; capacity].into_boxed_slice(),
+    pub(crate) fn with_capacity(capacity: usize) -> io::Result<Self> {
+        Ok(MemSlot {
+            buf: zeroed_buffer(capacity)?,
             len: 0,
             sent: 0,
-        }
+        })
     }
 
     pub(crate) fn capacity(&self) -> usize {
@@ -65,7 +85,7 @@ impl Slot for MemSlot {
     type Stream = ();
 
     fn new(chunk_size: usize) -> io::Result<Self> {
-        Ok(MemSlot::with_capacity(chunk_size))
+        MemSlot::with_capacity(chunk_size)
     }
 
     fn fill(&mut self, fd: BorrowedFd<'_>, max: usize, _: &mut ()) -> io::Result<usize> {
@@ -103,7 +123,7 @@ mod tests {
     fn fill_and_drain_move_bytes_through_partial_calls() {
         let (r, w) = io::pipe().unwrap();
         sys::write_all(w.as_fd(), b"hello world").unwrap();
-        let mut slot = MemSlot::with_capacity(8);
+        let mut slot = MemSlot::with_capacity(8).unwrap();
         assert_eq!(slot.fill(r.as_fd(), 100, &mut ()).unwrap(), 8);
         assert_eq!(slot.data(), b"hello wo");
         let (r2, w2) = io::pipe().unwrap();
@@ -118,12 +138,19 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_allocation_is_an_error() {
+        let error = MemSlot::with_capacity(usize::MAX / 2).err().unwrap();
+        assert_eq!(error.kind(), io::ErrorKind::OutOfMemory);
+        assert_eq!(MemSlot::with_capacity(0).unwrap().capacity(), 0);
+    }
+
+    #[test]
     fn split_moves_the_tail_to_the_next_slot() {
         let (r, w) = io::pipe().unwrap();
         sys::write_all(w.as_fd(), b"one\ntw").unwrap();
-        let mut slot = MemSlot::with_capacity(16);
+        let mut slot = MemSlot::with_capacity(16).unwrap();
         slot.read_from(r.as_fd(), 16).unwrap();
-        let mut next = MemSlot::with_capacity(16);
+        let mut next = MemSlot::with_capacity(16).unwrap();
         slot.split_off_into(4, &mut next);
         assert_eq!(slot.data(), b"one\n");
         assert_eq!(next.data(), b"tw");

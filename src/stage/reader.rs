@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 
+use crate::cli::units::human_bytes;
 use crate::io::endpoint::{Endpoint, Unopened};
 use crate::queue::{Item, Push, Queue};
 use crate::report::counters::SideCounters;
@@ -54,11 +55,12 @@ impl<S: Slot> Reader<'_, S> {
     ) -> anyhow::Result<Option<S>> {
         let mut slot = match spare.take() {
             Some(slot) => slot,
-            None => match self
-                .queue
-                .acquire(|| S::new(chunk_size))
-                .context("cannot make a queue slot")?
-            {
+            None => match self.queue.acquire(|| S::new(chunk_size)).with_context(|| {
+                format!(
+                    "cannot allocate a queue slot of {}",
+                    human_bytes(chunk_size as u64)
+                )
+            })? {
                 Some(slot) => slot,
                 None => return Ok(None),
             },

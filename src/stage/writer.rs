@@ -150,7 +150,7 @@ mod tests {
         };
         let (input, feed) = io::pipe().unwrap();
         sys::write_all(feed.as_fd(), b"a\nb\nc\nd\ne\nf\n").unwrap();
-        let mut slot = MemSlot::with_capacity(64);
+        let mut slot = MemSlot::with_capacity(64).unwrap();
         slot.read_from(input.as_fd(), 64).unwrap();
         let (piece, cost) = writer.next_piece(&slot);
         assert_eq!((piece, cost), (10, 5));

@@ -2,6 +2,7 @@
 //! Grouped by the part of bpipe the bug was in.
 
 mod endpoints;
+mod limits;
 mod parsers;
 mod policies;
 mod rates;
