@@ -12,16 +12,50 @@ fn check(ret: isize) -> io::Result<usize> {
     }
 }
 
+/// Waits until `fd` is ready for `events` (POLLIN, POLLOUT). A descriptor another program made
+/// non-blocking answers EAGAIN instead of waiting; bpipe waits here as pv does, and never
+/// changes the flags of a descriptor it shares. `Interrupted` is returned, not retried.
+pub(crate) fn wait_ready(fd: BorrowedFd<'_>, events: libc::c_short) -> io::Result<()> {
+    let mut poll = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, and poll(2) writes only its revents.
+    if unsafe { libc::poll(&mut poll, 1, -1) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Runs `call` until it does not answer EAGAIN, waiting for `events` on `fd` in between.
+pub(crate) fn when_ready<T>(
+    fd: BorrowedFd<'_>,
+    events: libc::c_short,
+    mut call: impl FnMut() -> io::Result<T>,
+) -> io::Result<T> {
+    loop {
+        match call() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_ready(fd, events)?,
+            other => return other,
+        }
+    }
+}
+
 /// One read(2); `Interrupted` is returned, not retried, so a stop request can be seen.
 pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: the buffer is valid for writes of its whole length.
-    check(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
+    when_ready(fd, libc::POLLIN, || {
+        // SAFETY: the buffer is valid for writes of its whole length.
+        check(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
+    })
 }
 
 /// One write(2); `Interrupted` is returned, not retried.
 pub(crate) fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: the buffer is valid for reads of its whole length.
-    check(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })
+    when_ready(fd, libc::POLLOUT, || {
+        // SAFETY: the buffer is valid for reads of its whole length.
+        check(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })
+    })
 }
 
 /// Writes all of `buf`, through partial writes and EINTR.
@@ -147,6 +181,21 @@ pub(crate) fn describe(error: &io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_non_blocking_descriptor_is_waited_for() {
+        use std::os::fd::AsFd;
+        let (r, w) = io::pipe().unwrap();
+        // SAFETY: F_SETFL on a descriptor this test owns.
+        unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            write_all(w.as_fd(), b"late").unwrap();
+        });
+        let mut buf = [0u8; 8];
+        assert_eq!(read(r.as_fd(), &mut buf).unwrap(), 4);
+        writer.join().unwrap();
+    }
 
     #[test]
     fn describe_drops_the_os_error_suffix() {

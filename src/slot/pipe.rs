@@ -150,7 +150,7 @@ impl Slot for PipeSlot {
     fn fill(&mut self, fd: BorrowedFd<'_>, max: usize, stream: &mut Stream) -> io::Result<usize> {
         let slot = self.writer.as_fd();
         if stream.splices() {
-            match splice(fd, slot, max) {
+            match sys::when_ready(fd, libc::POLLIN, || splice(fd, slot, max)) {
                 Ok(0) => return Ok(0),
                 Ok(n) => {
                     let n = n + top_up(fd, slot, max - n);
@@ -170,7 +170,7 @@ impl Slot for PipeSlot {
         let max = max.min(self.len);
         let slot = self.reader.as_fd();
         if stream.splices() {
-            match splice(slot, fd, max) {
+            match sys::when_ready(fd, libc::POLLOUT, || splice(slot, fd, max)) {
                 Ok(n) => {
                     self.len -= n;
                     return Ok(n);

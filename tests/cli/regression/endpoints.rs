@@ -290,3 +290,49 @@ fn a_name_with_a_newline_split_its_error_line() {
         format!("bpipe: $'{root}/no\\x1b[31m/out\\t': No such file or directory\n")
     );
 }
+
+/// Runs `$BPIPE ARGS` with the descriptor `fd` made non-blocking first, as another program
+/// sharing it might have done.
+fn non_blocking(fd: u8, pipeline: &str) -> crate::util::Output {
+    let nb = format!(
+        r#"nb() {{ python3 -c 'import os, sys; os.set_blocking({fd}, False); os.execvp(sys.argv[1], sys.argv[1:])' "$@"; }}"#
+    );
+    sh(&format!("{nb}\n{pipeline}"))
+}
+
+#[test]
+fn a_non_blocking_standard_input_ended_the_run() {
+    for args in ["--no-splice", "-l", ""] {
+        let out = non_blocking(
+            0,
+            &format!(
+                r#"(sleep 0.2; seq 3; sleep 0.2; seq 4 6) | nb "$BPIPE" -q {args}; echo "status $?""#
+            ),
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            stdout, "1\n2\n3\n4\n5\n6\nstatus 0\n",
+            "{args}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn a_non_blocking_standard_output_ended_the_run() {
+    for args in ["--no-splice", "-l", ""] {
+        let out = non_blocking(
+            1,
+            &format!(
+                r#"head -c 3M /dev/zero | nb "$BPIPE" -q {args} | (sleep 0.3; wc -c); echo "status ${{PIPESTATUS[1]}}""#
+            ),
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            stdout.split_whitespace().collect::<Vec<_>>(),
+            ["3145728", "status", "0"],
+            "{args}: {}",
+            out.stderr
+        );
+    }
+}

@@ -13,7 +13,8 @@ fn a_refused_chunk_allocation_aborted_without_a_summary() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("status 1"), "{stdout} {}", out.stderr);
     assert!(
-        out.stderr.contains("bpipe: cannot allocate a queue slot of 16.0 MiB: out of memory"),
+        out.stderr
+            .contains("bpipe: cannot allocate a queue slot of 16.0 MiB: out of memory"),
         "{}",
         out.stderr
     );
