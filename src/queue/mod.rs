@@ -12,6 +12,8 @@ use std::time::Duration;
 use crate::cli::OnFull;
 use crate::clock::SharedClock;
 
+#[cfg(test)]
+mod model_tests;
 mod policy;
 mod storage;
 mod sync;

@@ -135,6 +135,16 @@ impl Reader<'_, MemSlot> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::OnFull;
+    use crate::io::endpoint::NamedFile;
+    use crate::queue::{Limits, Queue};
+    use crate::report::counters::SideCounters;
+    use proptest::prelude::*;
+    use std::ffi::CString;
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::AtomicBool;
+    use std::thread;
 
     #[test]
     fn a_record_head_ends_at_the_last_delimiter_and_a_tail_at_its_first() {
@@ -143,5 +153,107 @@ mod tests {
         assert_eq!(cut_point(b"abc", 0, true, b'\n'), None);
         // What was scanned before holds no delimiter and is not scanned again.
         assert_eq!(cut_point(b"ab\ncd", 3, true, b'\n'), None);
+    }
+
+    /// A chunk as the writer would take it.
+    struct Taken {
+        data: Vec<u8>,
+        starts: bool,
+        ends: bool,
+    }
+
+    /// Runs the line reader over `input`, written into a pipe in pieces of `piece` bytes, and
+    /// returns the chunks in the order they were queued.
+    fn frame(input: &[u8], piece: usize, chunk: usize) -> Vec<Taken> {
+        let limits = Limits {
+            chunks: 4,
+            bytes: usize::MAX,
+            slots: 7,
+            delimiter: Some(b'\n'),
+        };
+        let queue: Queue<MemSlot> = Queue::new(limits, OnFull::Block, crate::clock::system());
+        let (counters, stop) = (SideCounters::default(), AtomicBool::new(false));
+        let (read_end, mut write_end) = std::io::pipe().unwrap();
+        let path = CString::new(format!("/dev/fd/{}", read_end.as_raw_fd())).unwrap();
+        let named = NamedFile {
+            path,
+            name: "pipe".into(),
+            flags: libc::O_RDONLY,
+            fifo: false,
+        };
+        let inputs = [Unopened::file(named, 0)];
+        thread::scope(|scope| {
+            let data = input.to_vec();
+            scope.spawn(move || {
+                for part in data.chunks(piece.max(1)) {
+                    write_end.write_all(part).unwrap();
+                }
+            });
+            let taker = scope.spawn(|| {
+                let (mut taken, mut emptied) = (Vec::new(), None);
+                while let Some(item) = queue.pop(emptied.take()) {
+                    let data = item.slot.data().to_vec();
+                    taken.push(Taken {
+                        data,
+                        starts: item.starts_record,
+                        ends: item.ends_record,
+                    });
+                    emptied = Some(item.slot);
+                }
+                taken
+            });
+            let reader = Reader {
+                queue: &queue,
+                counters: &counters,
+                chunk_size: chunk,
+                limiter: None,
+                stop: &stop,
+            };
+            assert_eq!(reader.run_lines(&inputs, b'\n').unwrap(), ReaderExit::Eof);
+            queue.finish_input();
+            taker.join().unwrap()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn chunks_rejoin_the_input_and_end_at_record_boundaries(
+            records in prop::collection::vec(0usize..40, 0..40),
+            unfinished in any::<bool>(),
+            piece in 1usize..50,
+            chunk in 1usize..24,
+        ) {
+            let mut input: Vec<u8> = records
+                .iter()
+                .enumerate()
+                .flat_map(|(i, &len)| std::iter::repeat_n(b'a' + (i % 26) as u8, len).chain([b'\n']))
+                .collect();
+            if unfinished {
+                input.extend_from_slice(b"tail");
+            }
+            let taken = frame(&input, piece, chunk);
+            let joined: Vec<u8> = taken.iter().flat_map(|t| t.data.clone()).collect();
+            prop_assert_eq!(&joined, &input);
+            let mut in_record = false;
+            for (i, t) in taken.iter().enumerate() {
+                let last = i == taken.len() - 1;
+                prop_assert!(t.data.len() <= chunk);
+                // A chunk ends at a delimiter, unless it is a full piece of a long record or the
+                // last record's end without one. (A last record without a delimiter whose end
+                // fills a chunk leaves as a full piece: its end is known only at end of input.)
+                let full = t.data.len() == chunk;
+                prop_assert_eq!(t.ends, t.data.ends_with(b"\n") || (last && !full));
+                prop_assert!(t.ends || t.data.len() == chunk);
+                prop_assert_eq!(t.starts, !in_record);
+                // The chunk that finishes a long record holds nothing of the next one.
+                if !t.starts {
+                    let first_end = t.data.iter().position(|&b| b == b'\n');
+                    prop_assert!(first_end.is_none_or(|at| at == t.data.len() - 1));
+                }
+                in_record = !t.ends;
+            }
+        }
     }
 }
