@@ -90,7 +90,7 @@ mod tests {
             "\"throttled_write_s\":0.300000",
             "\"bytes_unsent\":0",
             "\"output_closed\":false",
-            "\"path\":\"copy\"",
+            "\"path\":\"copy\",\"path_in\":\"copy\",\"path_out\":\"copy\"",
             "\"exit_status\":0",
         ] {
             assert!(text.contains(key), "{key} missing from {text}");

@@ -41,4 +41,7 @@ pub(crate) trait Slot: Payload + Sized {
 
     /// Empties the slot for reuse, discarding what it holds.
     fn clear(&mut self) -> io::Result<()>;
+
+    /// Whether `stream` moves its bytes through memory with read and write (rather than splice).
+    fn copies(stream: &Self::Stream) -> bool;
 }

@@ -198,6 +198,10 @@ impl Slot for PipeSlot {
         }
         Ok(())
     }
+
+    fn copies(stream: &Stream) -> bool {
+        !stream.splices()
+    }
 }
 
 /// The ring of slot pipes, made up front so that a refusal shows before any byte moves.

@@ -15,7 +15,7 @@ use crate::clock;
 use crate::io::endpoint::Endpoint;
 use crate::plan::{DataPath, PaceSpec, Plan};
 use crate::queue::Queue;
-use crate::report::counters::Counters;
+use crate::report::counters::{Counters, SideTotals};
 use crate::slot::Slot;
 use crate::slot::memory::MemSlot;
 use crate::slot::pipe::{self, PipeSlot};
@@ -38,11 +38,20 @@ pub(crate) struct Stages {
     pub(crate) stop: Arc<AtomicBool>,
     /// Kept unjoined, so that the thread handle stays valid for wake-ups.
     reader: JoinHandle<()>,
-    /// The data path actually taken.
-    pub(crate) path: &'static str,
+    /// The data path started on; a side may still copy where the kernel refuses to splice.
+    path: DataPath,
 }
 
 impl Stages {
+    /// How a side moved its bytes so far, from its totals: `splice` or `copy`.
+    pub(crate) fn path(&self, side: &SideTotals) -> &'static str {
+        if side.copied {
+            DataPath::Copy.name()
+        } else {
+            self.path.name()
+        }
+    }
+
     pub(crate) fn reader_thread(&self) -> libc::pthread_t {
         self.reader.as_pthread_t()
     }
@@ -197,9 +206,9 @@ fn launch<S: Slot + 'static>(
     tx: mpsc::Sender<Message>,
 ) -> anyhow::Result<Stages> {
     let path = if ring.is_empty() {
-        DataPath::Copy.name()
+        DataPath::Copy
     } else {
-        DataPath::Splice.name()
+        DataPath::Splice
     };
     let shared = Shared {
         queue: Arc::new(Queue::new(plan.limits, plan.policy, clock::system())),

@@ -181,7 +181,10 @@ can move data with
 through kernel pipe buffers instead of copying it through its own memory; the stats key
 .B path
 says which path a run took
-.RB ( splice " or " copy ).
+.RB ( splice " or " copy ),
+and
+.BR path_in " and " path_out
+what each side did.
 Line mode always copies, and so does
 .BR \-\-no\-splice .
 The splice path needs a pipe for each queue slot; when they cannot be made (see the limit on
@@ -325,6 +328,12 @@ Seconds the writer waited for data in an empty queue: time the consumer could ha
 .B throttled_s
 Seconds spent waiting for the rate limits, reader and writer added.
 .TP
+.BR throttled_read_s ", " throttled_write_s
+The same for each side: the reader waiting for
+.BR \-\-read\-rate ,
+the writer waiting for
+.BR \-\-rate\-limit .
+.TP
 .B bytes_unsent
 Bytes accepted into the queue that will never be written, because the output failed or closed,
 or
@@ -340,7 +349,19 @@ when the consumer closed its end early (a broken pipe).
 or
 .BR copy :
 how the data moved (see
-.BR "Zero copy" ).
+.BR "Zero copy" );
+.B splice
+only when both sides spliced.
+.TP
+.BR path_in ", " path_out
+.B splice
+or
+.BR copy :
+what the reader and the writer each did.
+A side whose file the kernel will not splice (an output opened with
+.BR O_APPEND ,
+a terminal) reads and writes instead, and says
+.BR copy .
 .TP
 .BR rate_in_Bps ", " rate_out_Bps
 Interval records only: bytes per second read and written over the last interval.
