@@ -8,6 +8,7 @@ use crate::queue::Payload;
 
 pub(crate) mod memory;
 pub(crate) mod pipe;
+pub(crate) mod ring;
 
 /// A slot the stages can fill from a descriptor and drain into one.
 pub(crate) trait Slot: Payload + Sized {

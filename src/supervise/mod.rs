@@ -66,12 +66,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         plan.expected_size,
     );
     let watch = Watch::new(plan.interval, progress, plan.stall_timeout, Instant::now());
-    let quiet = plan.quiet;
-    let stages = stage::start(&plan, inputs, outputs, tx, |note| {
-        if !quiet {
-            reporter.error(&note);
-        }
-    })?;
+    let stages = stage::start(&plan, inputs, outputs, tx, |note| reporter.note(&note))?;
     let mut steering = Steering::new(plan, stages, reporter, watch);
     steering.steer(&rx);
     Ok(steering.finish())

@@ -187,8 +187,26 @@ and
 what each side did.
 Line mode always copies, and so does
 .BR \-\-no\-splice .
+A slot pipe holds at most
+.I /proc/sys/fs/pipe\-max\-size
+(1\ MiB by default; more needs
+.BR CAP_SYS_RESOURCE ),
+so on this path a larger
+.B \-\-chunk\-size
+gives chunks of that size.
 The splice path needs a pipe for each queue slot; when they cannot be made (see the limit on
-open files), bpipe says so on standard error and copies.
+open files), bpipe says so in a note and copies: a line on standard error, or with
+.B \-\-stats\-format json
+a record whose
+.B event
+is
+.B note
+and whose
+.B message
+says what happened.
+.B \-\-quiet
+hides notes, and they do not go to the
+.BR \-\-stats\-file .
 "#;
 
 const SIZES_AND_RATES: &str = r#".SH SIZES AND RATES
@@ -370,6 +388,14 @@ Interval records only: bytes per second read and written over the last interval.
 Exit record only: the status
 .B bpipe
 exits with.
+.TP
+.B message
+Note records only (event
+.BR note ,
+with no other keys): what
+.B bpipe
+tells, as its line on standard error would (see
+.BR "Zero copy" ).
 .PP
 At exit, every byte read is accounted for:
 .BR bytes_in " = " bytes_out " + " bytes_dropped " + " bytes_unsent .
