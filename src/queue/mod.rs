@@ -143,8 +143,9 @@ impl<P: Payload> Queue<P> {
     }
 
     /// A slot to fill: a recycled one, a new one from `make` while fewer than the limit exist, or
-    /// `None` once the relay is closing.
-    pub(crate) fn acquire<E>(&self, make: impl FnOnce() -> Result<P, E>) -> Result<Option<P>, E> {
+    /// `None` once the relay is closing. Once `make` fails, no more are made and the slots that
+    /// exist are waited for; the error is returned only when none exists.
+    pub(crate) fn acquire<E>(&self, make: impl Fn() -> Result<P, E>) -> Result<Option<P>, E> {
         let mut state = self.sync.lock();
         let mut round = 0;
         loop {
@@ -156,7 +157,15 @@ impl<P: Payload> Queue<P> {
             }
             if state.storage.reserve_new(self.limits.slots) {
                 drop(state);
-                return make().map(Some);
+                let error = match make() {
+                    Ok(slot) => return Ok(Some(slot)),
+                    Err(error) => error,
+                };
+                state = self.sync.lock();
+                if !state.storage.refuse_new() {
+                    return Err(error);
+                }
+                continue;
             }
             state = self.sync.wait(state, Side::Reader, &mut round);
         }
@@ -451,6 +460,28 @@ mod tests {
         assert!(q.pop(Some(Bytes(Vec::new()))).is_none());
         assert!(q.acquire(make).unwrap().is_some());
         assert_eq!(made.get(), 4);
+    }
+
+    #[test]
+    fn a_refused_slot_waits_for_one_that_exists() {
+        let q = Arc::new(queue(4, usize::MAX, OnFull::Block));
+        let refuse = || -> Result<Bytes, &str> { Err("refused") };
+        assert_eq!(q.acquire(refuse).err(), Some("refused"), "no slot exists");
+        let first = q.acquire(|| Ok::<_, &str>(Bytes(b"a".to_vec()))).unwrap();
+        assert!(queued(q.push(whole(&first.unwrap().0))));
+        let reader = {
+            let q = Arc::clone(&q);
+            thread::spawn(move || q.acquire(refuse).map(|slot| slot.map(|s| s.0)))
+        };
+        until_reader_waits(&q);
+        let popped = q.pop(None).unwrap();
+        let writer = {
+            let q = Arc::clone(&q);
+            thread::spawn(move || q.pop(Some(popped.slot)).is_none())
+        };
+        assert_eq!(reader.join().unwrap(), Ok(Some(b"a".to_vec())));
+        q.finish_input();
+        assert!(writer.join().unwrap());
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub(crate) struct PipeSlot {
 /// What the read/write fallback moves per call.
 const FALLBACK_BUFFER: usize = 128 * 1024;
 
+/// The smallest slot pipe: two 4 KiB pages, the least the kernel gives a new pipe.
+pub(crate) const MIN_PIPE: usize = 8 * 1024;
+
 /// Whether splice works for a stream, and the buffer its fallback copies through.
 #[derive(Default)]
 pub(crate) struct Stream {
@@ -132,11 +135,12 @@ impl Payload for PipeSlot {
 impl Slot for PipeSlot {
     type Stream = Stream;
 
-    /// A pipe that holds at least `chunk_size` bytes. Fails when the kernel will not grant that
-    /// (`/proc/sys/fs/pipe-max-size`, or the per-user pipe budget).
+    /// A pipe that holds at least `chunk_size` bytes, and not much more: the pipe budget counts
+    /// every page. Fails when the kernel will not grant that (`/proc/sys/fs/pipe-max-size`, or
+    /// the per-user pipe budget).
     fn new(chunk_size: usize) -> io::Result<PipeSlot> {
         let (reader, writer) = io::pipe()?;
-        let capacity = sys::grow_pipe(writer.as_fd(), chunk_size)?;
+        let capacity = sys::set_pipe_size(writer.as_fd(), chunk_size.max(MIN_PIPE))?;
         Ok(PipeSlot {
             reader,
             writer,

@@ -18,7 +18,7 @@ use crate::report::counters::{Counters, SideTotals};
 use crate::slot::Slot;
 use crate::slot::memory::MemSlot;
 use crate::slot::pipe::PipeSlot;
-use crate::slot::ring;
+use crate::slot::ring::{self, Ring};
 use crate::supervise::message::{Message, Stage, StageExit, StageId};
 use crate::supervise::probe::Probe;
 use limiter::Limiter;
@@ -95,7 +95,8 @@ impl Stock<MemSlot> {
 }
 
 /// Starts the reader and the writer on the plan's data path. A splice ring the kernel refuses
-/// is reported to `note`, and the copy path is taken instead.
+/// is reported to `note`, and the copy path is taken instead; so is one that would take more
+/// than its share of the user's pipe budget, silently (see `slot::ring`).
 pub(crate) fn start(
     plan: &Plan,
     inputs: Vec<Endpoint>,
@@ -106,17 +107,20 @@ pub(crate) fn start(
     let output = outputs.pop().context("no output to write to")?;
     match plan.data_path {
         DataPath::Splice => match ring::make(plan.limits.slots, plan.chunk_size) {
-            Ok(ring) => {
+            Ok(Ring::Splice { first, chunk_size }) => {
                 let stock = Stock {
-                    slots: ring.slots,
-                    chunk_size: ring.chunk_size,
+                    slots: vec![first],
+                    chunk_size,
                     path: DataPath::Splice,
                 };
                 launch::<PipeSlot>(plan, stock, read_chunks, inputs, output, tx)
             }
+            Ok(Ring::OverBudget) => {
+                launch(plan, Stock::copy(plan), read_chunks, inputs, output, tx)
+            }
             Err(e) => {
                 note(anyhow::Error::new(e).context(format!(
-                    "cannot make {} pipes for the splice ring; using the copy path",
+                    "cannot make a ring of {} pipes for splice; using the copy path",
                     plan.limits.slots
                 )));
                 launch(plan, Stock::copy(plan), read_chunks, inputs, output, tx)

@@ -194,6 +194,21 @@ A slot pipe holds at most
 so on this path a larger
 .B \-\-chunk\-size
 gives chunks of that size.
+The slot pipes are made as the queue fills, so an idle
+.B bpipe
+holds one.
+A process without
+.B CAP_SYS_RESOURCE
+or
+.B CAP_SYS_ADMIN
+is held by the kernel to its user\(aqs pipe budget,
+.I /proc/sys/fs/pipe\-user\-pages\-soft
+(16384 pages by default), shared by all the user\(aqs programs; such a
+.B bpipe
+keeps its whole ring within a quarter of it: its slot pipes shrink below the chunk size as far
+as 64\ KiB, and a ring that does not fit even then is not made, and
+.B bpipe
+copies.
 The splice path needs a pipe for each queue slot; when they cannot be made (see the limit on
 open files), bpipe says so in a note and copies: a line on standard error, or with
 .B \-\-stats\-format json

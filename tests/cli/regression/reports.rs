@@ -1,7 +1,12 @@
 //! Reports: notes, the data path per side, and the splice ring's share of the pipe budget.
 //! One test per fixed bug, named after it, so a regression points straight at what came back.
 
-use crate::util::{Json, Output, TempDir, random_bytes, record, run, sh};
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::util::{DEADLINE, Json, Output, TempDir, bin, finish, random_bytes, record, run, sh};
 
 fn pipe_max_size() -> usize {
     std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
@@ -87,5 +92,136 @@ fn path_reports_what_each_side_did_when_an_append_output_copies() {
     let exit = record(&copied.stderr, "exit");
     for key in ["path_in", "path_out", "path"] {
         assert_eq!(exit.get(key), "copy", "{key}: {}", copied.stderr);
+    }
+}
+
+/// Whether a thread of `pid` has this name: the stages are started once "writer" exists.
+fn has_thread(pid: u32, name: &str) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim() == name)
+    })
+}
+
+fn wait_until_started(child: &mut Child) {
+    let start = Instant::now();
+    while !has_thread(child.id(), "writer") {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("bpipe exited early: {status}");
+        }
+        assert!(start.elapsed() < DEADLINE, "bpipe never started its stages");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn pipes_open(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.flatten()
+                .filter(|fd| {
+                    std::fs::read_link(fd.path())
+                        .is_ok_and(|target| target.to_string_lossy().starts_with("pipe:"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Starts `command` with its stdin held open by the returned handle.
+fn start_idle(mut command: Command) -> (Child, std::process::ChildStdin) {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start bpipe");
+    let stdin = child.stdin.take().unwrap();
+    wait_until_started(&mut child);
+    (child, stdin)
+}
+
+#[test]
+fn an_idle_splice_ring_holds_few_pipes() {
+    let mut command = Command::new(bin());
+    command.args(["-n", "1000", "-b", "1M", "--stats-format", "json"]);
+    let (child, stdin) = start_idle(command);
+    // Standard input, output and error are pipes too; a ring made up front holds 1003 more.
+    let mut most = 0;
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_millis(300) {
+        most = most.max(pipes_open(child.id()));
+        thread::sleep(Duration::from_millis(10));
+    }
+    drop(stdin);
+    let out = finish(child, DEADLINE);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(most <= 3 + 2 * 4, "an idle bpipe holds {most} pipe ends");
+}
+
+/// A command that runs bpipe as `nobody`, or why it cannot.
+fn as_nobody(args: &[&str]) -> Result<Command, String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("not root, so cannot switch to nobody".into());
+    }
+    let found = Command::new("setpriv").arg("--version").output();
+    if !found.is_ok_and(|o| o.status.success()) {
+        let why = "setpriv (util-linux) is not installed";
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        return Err(why.into());
+    }
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(bin())
+        .args(args);
+    Ok(command)
+}
+
+fn run_command(mut command: Command, input: &[u8]) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start bpipe");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let feeder = thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = finish(child, DEADLINE);
+    feeder.join().unwrap();
+    out
+}
+
+#[test]
+fn a_ring_leaves_most_of_the_users_pipe_budget_to_others() {
+    let idle_args = ["-n", "1000", "--stats-format", "json"];
+    let (first, second) = match (as_nobody(&idle_args), as_nobody(&idle_args)) {
+        (Ok(first), Ok(second)) => (first, second),
+        (Err(why), _) | (_, Err(why)) => {
+            eprintln!("note: skipped, {why}");
+            return;
+        }
+    };
+    let idle = [start_idle(first), start_idle(second)];
+    // The user's other programs still get large pipes: here a bpipe with 1 MiB slots.
+    let input = random_bytes(8 << 20, 113);
+    let big = as_nobody(&["-b", "1M", "--stats-format", "json"]).unwrap();
+    let out = run_command(big, &input);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(out.stdout == input, "the bytes changed");
+    let records = json_lines(&out);
+    assert_eq!(records.len(), 1, "{}", out.stderr);
+    assert_eq!(records[0].get("path"), "splice", "{}", out.stderr);
+    for (child, stdin) in idle {
+        drop(stdin);
+        let out = finish(child, DEADLINE);
+        assert_eq!(out.code(), 0, "{}", out.stderr);
+        let records = json_lines(&out);
+        assert_eq!(records.len(), 1, "no note expected: {}", out.stderr);
     }
 }
