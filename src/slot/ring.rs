@@ -42,6 +42,11 @@ fn read_number(path: &str) -> Option<usize> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
+/// The largest pipe the kernel grants without CAP_SYS_RESOURCE.
+pub(crate) fn pipe_max_size() -> usize {
+    read_number("/proc/sys/fs/pipe-max-size").unwrap_or(DEFAULT_PIPE_MAX_SIZE)
+}
+
 /// Whether the kernel exempts this process from the pipe budget, as `pipe_is_unprivileged_user`
 /// decides: CAP_SYS_RESOURCE or CAP_SYS_ADMIN in the effective set.
 fn exempt_from_budget() -> bool {
@@ -61,8 +66,7 @@ impl Kernel {
         let soft = read_number("/proc/sys/fs/pipe-user-pages-soft").unwrap_or(0);
         Kernel {
             page,
-            pipe_max_size: read_number("/proc/sys/fs/pipe-max-size")
-                .unwrap_or(DEFAULT_PIPE_MAX_SIZE),
+            pipe_max_size: pipe_max_size(),
             // A soft limit of 0 is no limit.
             share: (soft > 0 && !exempt_from_budget()).then_some(soft / BUDGET_SHARE),
         }

@@ -13,6 +13,7 @@ use crate::io::endpoint::{self, Endpoint};
 use crate::io::sys;
 use crate::plan::Plan;
 use crate::report::reporter::Reporter;
+use crate::slot::ring;
 use crate::stage;
 use message::Message;
 use outcome::Outcome;
@@ -34,10 +35,16 @@ fn open_stats_file(plan: &Plan) -> anyhow::Result<Option<File>> {
 }
 
 /// Raises the capacity of pipes on either side to the queue's (at most 1 MiB, the default
-/// pipe-max-size, and at least a chunk), so that each read and write can move more per call: the
-/// benchmarks show it. Refusals are harmless: the pipe just stays as it was.
+/// pipe-max-size, and at least a chunk, but never past pipe-max-size, which the kernel would
+/// refuse), so that each read and write can move more per call: the benchmarks show it.
+/// Refusals are harmless: the pipe just stays as it was.
 fn grow_pipes(endpoints: &[&Endpoint], plan: &Plan) {
-    let size = plan.limits.bytes.min(1 << 20).max(plan.chunk_size);
+    let size = plan
+        .limits
+        .bytes
+        .min(1 << 20)
+        .max(plan.chunk_size)
+        .min(ring::pipe_max_size());
     for endpoint in endpoints {
         if sys::is_pipe(endpoint.as_fd()) {
             let _ = sys::grow_pipe(endpoint.as_fd(), size);

@@ -2,6 +2,7 @@
 //! One test per fixed bug, named after it, so a regression points straight at what came back.
 
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -36,6 +37,19 @@ fn chunks_above_pipe_max_size_splice_without_a_note() {
     let records = json_lines(&out);
     assert_eq!(records.len(), 1, "{}", out.stderr);
     assert_eq!(records[0].get("path"), "splice", "{}", out.stderr);
+    // The pipes on either side still grow, as far as the kernel allows, for larger moves.
+    let mut command = Command::new(bin());
+    command.args(["-q", "-b", &chunk]);
+    let (child, stdin) = start_idle(command);
+    // SAFETY: F_GETPIPE_SZ only reads the state of a descriptor this test owns.
+    let size = unsafe { libc::fcntl(stdin.as_raw_fd(), libc::F_GETPIPE_SZ) };
+    drop(stdin);
+    assert_eq!(finish(child, DEADLINE).code(), 0);
+    assert_eq!(
+        size as usize,
+        pipe_max_size(),
+        "the input pipe did not grow"
+    );
 }
 
 #[test]
