@@ -103,6 +103,9 @@ pub(crate) enum Ring {
 
 /// The splice ring for a queue of `slots` slots, or why the kernel refuses it.
 pub(crate) fn make(slots: usize, chunk_size: usize) -> io::Result<Ring> {
+    let Some(chunk_size) = Kernel::read().chunk_size(slots, chunk_size) else {
+        return Ok(Ring::OverBudget);
+    };
     // Two descriptors a slot, and some to spare for the rest of the process.
     let needed = 2 * slots as u64 + 64;
     let limit = sys::raise_fd_limit(needed);
@@ -111,13 +114,10 @@ pub(crate) fn make(slots: usize, chunk_size: usize) -> io::Result<Ring> {
             "they need {needed} open files and the limit is {limit}"
         )));
     }
-    match Kernel::read().chunk_size(slots, chunk_size) {
-        Some(chunk_size) => Ok(Ring::Splice {
-            first: PipeSlot::new(chunk_size)?,
-            chunk_size,
-        }),
-        None => Ok(Ring::OverBudget),
-    }
+    Ok(Ring::Splice {
+        first: PipeSlot::new(chunk_size)?,
+        chunk_size,
+    })
 }
 
 #[cfg(test)]
