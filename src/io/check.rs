@@ -15,6 +15,7 @@ use crate::io::endpoint::{self, NamedFile, Unopened};
 use crate::io::name::quoted;
 use crate::io::{standard, sys};
 use crate::plan::{InputSpec, OutputSpec, Plan};
+use crate::slot::ring;
 
 /// The endpoints of a run, checked and not yet open.
 pub(crate) struct Checked {
@@ -27,9 +28,13 @@ pub(crate) struct Checked {
 type Seen<T> = (T, Option<libc::stat>);
 
 /// The capacity pipes on either side are raised to: the queue's, at most 1 MiB (the default
-/// pipe-max-size) and at least a chunk.
+/// pipe-max-size) and at least a chunk, but never past pipe-max-size, which the kernel refuses.
 fn pipe_size(plan: &Plan) -> usize {
-    plan.limits.bytes.min(1 << 20).max(plan.chunk_size)
+    plan.limits
+        .bytes
+        .min(1 << 20)
+        .max(plan.chunk_size)
+        .min(ring::pipe_max_size())
 }
 
 /// Checks the inputs in order, then the outputs, then the stats file, then that no input is

@@ -135,6 +135,14 @@ pub(crate) fn grow_pipe(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<usize> {
     check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, wanted) } as isize)
 }
 
+/// Sets the capacity of a pipe bpipe owns to hold at least `bytes` (the kernel rounds up to a
+/// power of two pages), shrinking it if need be, and returns what the kernel granted.
+pub(crate) fn set_pipe_size(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<usize> {
+    let wanted = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: F_SETPIPE_SZ takes an int and fails cleanly on anything but a pipe.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, wanted) } as isize)
+}
+
 /// Raises the soft limit on open descriptors to at least `needed`, as far as the hard limit
 /// allows, and returns the limit in force: the splice ring holds two descriptors per slot.
 pub(crate) fn raise_fd_limit(needed: u64) -> u64 {
@@ -213,6 +221,7 @@ mod tests {
         let grown = grow_pipe(w.as_fd(), 256 * 1024).unwrap();
         assert!(grown >= 64 * 1024);
         assert_eq!(grow_pipe(w.as_fd(), 4096).unwrap(), grown);
+        assert!(set_pipe_size(w.as_fd(), 8192).unwrap() < grown);
         write_all(w.as_fd(), b"abc").unwrap();
         let mut buf = [0u8; 8];
         assert_eq!(read(r.as_fd(), &mut buf).unwrap(), 3);

@@ -7,6 +7,7 @@
 //! woken only when the other one is actually waiting, which keeps the hot path to one
 //! uncontended lock per chunk and side.
 
+use std::io;
 use std::time::Duration;
 
 use crate::cli::OnFull;
@@ -145,8 +146,10 @@ impl<P: Payload> Queue<P> {
     }
 
     /// A slot to fill: a recycled one, a new one from `make` while fewer than the limit exist, or
-    /// `None` once the relay is closing.
-    pub(crate) fn acquire<E>(&self, make: impl FnOnce() -> Result<P, E>) -> Result<Option<P>, E> {
+    /// `None` once the relay is closing. Once `make` is refused (a pipe budget other programs
+    /// share), no more are made and the slots that exist are waited for; the error is returned
+    /// when none exists, and always for memory: a memory limit is the user's to hear of.
+    pub(crate) fn acquire(&self, make: impl Fn() -> io::Result<P>) -> io::Result<Option<P>> {
         let mut state = self.sync.lock();
         let mut round = 0;
         loop {
@@ -158,7 +161,15 @@ impl<P: Payload> Queue<P> {
             }
             if state.storage.reserve_new(self.limits.slots) {
                 drop(state);
-                return make().map(Some);
+                let error = match make() {
+                    Ok(slot) => return Ok(Some(slot)),
+                    Err(error) => error,
+                };
+                state = self.sync.lock();
+                if !state.storage.refuse_new() || error.kind() == io::ErrorKind::OutOfMemory {
+                    return Err(error);
+                }
+                continue;
             }
             state = self.sync.wait(state, Side::Reader, &mut round);
         }
@@ -506,7 +517,7 @@ mod tests {
     fn slots_are_recycled_up_to_the_limit() {
         let q = queue(1, usize::MAX, OnFull::Block);
         let made = std::cell::Cell::new(0);
-        let make = || -> Result<Bytes, ()> {
+        let make = || -> io::Result<Bytes> {
             made.set(made.get() + 1);
             Ok(Bytes(Vec::new()))
         };
@@ -518,6 +529,40 @@ mod tests {
         assert!(q.pop(Some(Bytes(Vec::new()))).is_none());
         assert!(q.acquire(make).unwrap().is_some());
         assert_eq!(made.get(), 4);
+    }
+
+    #[test]
+    fn a_refused_slot_waits_for_one_that_exists() {
+        let q = Arc::new(queue(4, usize::MAX, OnFull::Block));
+        let refuse = || -> io::Result<Bytes> { Err(io::Error::from_raw_os_error(libc::EPERM)) };
+        let refused = q.acquire(refuse).err().map(|e| e.raw_os_error());
+        assert_eq!(refused, Some(Some(libc::EPERM)), "no slot exists");
+        let first = q.acquire(|| Ok(Bytes(b"a".to_vec()))).unwrap();
+        assert!(queued(q.push(whole(&first.unwrap().0))));
+        let reader = {
+            let q = Arc::clone(&q);
+            thread::spawn(move || q.acquire(refuse).map(|slot| slot.map(|s| s.0)))
+        };
+        until_reader_waits(&q);
+        let popped = q.pop(None).unwrap();
+        let writer = {
+            let q = Arc::clone(&q);
+            thread::spawn(move || q.pop(Some(popped.slot)).is_none())
+        };
+        assert_eq!(reader.join().unwrap().unwrap(), Some(b"a".to_vec()));
+        q.finish_input();
+        assert!(writer.join().unwrap());
+    }
+
+    #[test]
+    fn a_refused_allocation_is_an_error_even_while_slots_exist() {
+        let q = queue(4, usize::MAX, OnFull::Block);
+        assert!(q.acquire(|| Ok(Bytes(Vec::new()))).unwrap().is_some());
+        let oom = q.acquire(|| Err(io::Error::from(io::ErrorKind::OutOfMemory)));
+        assert_eq!(
+            oom.err().map(|e| e.kind()),
+            Some(io::ErrorKind::OutOfMemory)
+        );
     }
 
     #[test]

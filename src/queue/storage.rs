@@ -14,6 +14,8 @@ pub(crate) struct Storage<P> {
     free: Vec<P>,
     /// Slots made so far, free or in use.
     created: usize,
+    /// No more slots than this are made: lowered to what exists when one is refused.
+    ceiling: usize,
 }
 
 impl<P: Payload> Storage<P> {
@@ -25,6 +27,7 @@ impl<P: Payload> Storage<P> {
             peak_bytes: 0,
             free: Vec::new(),
             created: 0,
+            ceiling: usize::MAX,
         }
     }
 
@@ -91,9 +94,20 @@ impl<P: Payload> Storage<P> {
 
     /// Counts one more slot as made, unless `limit` exist already.
     pub(crate) fn reserve_new(&mut self, limit: usize) -> bool {
-        let room = self.created < limit;
+        let room = self.created < limit.min(self.ceiling);
         self.created += usize::from(room);
         room
+    }
+
+    /// Takes back a reservation whose slot could not be made, and makes no more while others
+    /// exist. False when none exists, so none will ever come free.
+    pub(crate) fn refuse_new(&mut self) -> bool {
+        self.created -= 1;
+        if self.created == 0 {
+            return false;
+        }
+        self.ceiling = self.created;
+        true
     }
 }
 

@@ -1,7 +1,7 @@
 //! Counters the stages bump without locks, one set per side: per-output counters can be added
 //! beside the output's without touching the input's.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -12,12 +12,14 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// What one side moved: bytes, chunks, and the time its rate limit held it back.
+/// What one side moved: bytes, chunks, the time its rate limit held it back, and whether it
+/// copied through memory (the copy path, or a splice the kernel refused).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct SideTotals {
     pub(crate) bytes: u64,
     pub(crate) chunks: u64,
     pub(crate) throttled: Duration,
+    pub(crate) copied: bool,
 }
 
 /// One side's counters, on a cache line of its own so the two stages never contend on one.
@@ -27,6 +29,7 @@ pub(crate) struct SideCounters {
     bytes: AtomicU64,
     chunks: AtomicU64,
     throttled_ns: AtomicU64,
+    copied: AtomicBool,
 }
 
 impl SideCounters {
@@ -42,11 +45,17 @@ impl SideCounters {
         add(&self.throttled_ns, nanos(d));
     }
 
+    /// This side moved bytes with read and write rather than splice.
+    pub(crate) fn copying(&self) {
+        self.copied.store(true, Relaxed);
+    }
+
     pub(crate) fn totals(&self) -> SideTotals {
         SideTotals {
             bytes: self.bytes.load(Relaxed),
             chunks: self.chunks.load(Relaxed),
             throttled: Duration::from_nanos(self.throttled_ns.load(Relaxed)),
+            copied: self.copied.load(Relaxed),
         }
     }
 }
@@ -88,10 +97,12 @@ mod tests {
         c.output.moved(6);
         c.output.chunk();
         c.output.throttled(Duration::from_millis(3));
+        c.output.copying();
         let t = c.totals();
         assert_eq!((t.input.bytes, t.input.chunks), (10, 1));
         assert_eq!((t.output.bytes, t.output.chunks), (6, 1));
         assert_eq!(t.input.throttled, Duration::ZERO);
         assert_eq!(t.output.throttled, Duration::from_millis(3));
+        assert_eq!((t.input.copied, t.output.copied), (false, true));
     }
 }

@@ -47,6 +47,12 @@ impl Render for Json {
         }
         w.write_all(b"}\n")
     }
+
+    fn note(&self, message: &str, w: &mut Vec<u8>) -> io::Result<()> {
+        w.write_all(b"{\"event\":\"note\",\"message\":")?;
+        write_string(w, message)?;
+        w.write_all(b"}\n")
+    }
 }
 
 #[cfg(test)]
@@ -90,7 +96,7 @@ mod tests {
             "\"throttled_write_s\":0.300000",
             "\"bytes_unsent\":0",
             "\"output_closed\":false",
-            "\"path\":\"copy\"",
+            "\"path\":\"copy\",\"path_in\":\"copy\",\"path_out\":\"copy\"",
             "\"exit_status\":0",
         ] {
             assert!(text.contains(key), "{key} missing from {text}");
@@ -111,6 +117,16 @@ mod tests {
         assert!(text.contains("\"event\":\"interval\""));
         assert!(text.contains("\"rate_in_Bps\":1024.0,\"rate_out_Bps\":512.0"));
         assert!(!text.contains("exit_status"));
+    }
+
+    #[test]
+    fn a_note_is_one_json_record() {
+        let mut out = Vec::new();
+        Json.note("cannot \"splice\": no", &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"event\":\"note\",\"message\":\"cannot \\\"splice\\\": no\"}\n"
+        );
     }
 
     #[test]

@@ -58,7 +58,9 @@ pub(crate) struct RunStats {
     pub(crate) throttled_read: Duration,
     pub(crate) throttled_write: Duration,
     pub(crate) output_closed: bool,
-    pub(crate) path: &'static str,
+    /// How each side moved its bytes: `splice` or `copy`.
+    pub(crate) path_in: &'static str,
+    pub(crate) path_out: &'static str,
     pub(crate) line_mode: bool,
 }
 
@@ -66,6 +68,15 @@ impl RunStats {
     /// Time either rate limit held data back.
     pub(crate) fn throttled(&self) -> Duration {
         self.throttled_read + self.throttled_write
+    }
+
+    /// The data path as a whole: zero-copy only when neither side copied.
+    pub(crate) fn path(&self) -> &'static str {
+        if self.path_in == "splice" && self.path_out == "splice" {
+            "splice"
+        } else {
+            "copy"
+        }
     }
 }
 
@@ -187,7 +198,9 @@ impl Snapshot {
                 Unit::None,
                 Value::Flag(r.output_closed),
             ),
-            field("path", Label, Unit::None, Value::Text(r.path)),
+            field("path", Label, Unit::None, Value::Text(r.path())),
+            field("path_in", Label, Unit::None, Value::Text(r.path_in)),
+            field("path_out", Label, Unit::None, Value::Text(r.path_out)),
         ];
         if let Some(rates) = self.rates {
             let rate = |name, value| field(name, Gauge, Unit::BytesPerSecond, Value::Rate(value));
@@ -241,7 +254,8 @@ pub(crate) fn sample() -> Snapshot {
             throttled_read: Duration::from_millis(200),
             throttled_write: Duration::from_millis(300),
             output_closed: false,
-            path: "copy",
+            path_in: "copy",
+            path_out: "copy",
             line_mode: false,
         },
         rates: None,
@@ -267,6 +281,20 @@ mod tests {
                 .iter()
                 .all(|n| n.chars().all(|c| c == '_' || c.is_ascii_alphanumeric()))
         );
+    }
+
+    #[test]
+    fn the_path_is_splice_only_when_both_sides_spliced() {
+        let mut run = sample().run;
+        for (path_in, path_out, path) in [
+            ("splice", "splice", "splice"),
+            ("splice", "copy", "copy"),
+            ("copy", "splice", "copy"),
+            ("copy", "copy", "copy"),
+        ] {
+            (run.path_in, run.path_out) = (path_in, path_out);
+            assert_eq!(run.path(), path, "{path_in} in, {path_out} out");
+        }
     }
 
     #[test]

@@ -112,6 +112,10 @@ impl Slot for MemSlot {
         self.sent = 0;
         Ok(())
     }
+
+    fn copies(_: &()) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use crate::queue::Payload;
 
 pub(crate) mod memory;
 pub(crate) mod pipe;
+pub(crate) mod ring;
 
 /// A slot the stages can fill from a descriptor and drain into one.
 pub(crate) trait Slot: Payload + Sized {
@@ -41,4 +42,7 @@ pub(crate) trait Slot: Payload + Sized {
 
     /// Empties the slot for reuse, discarding what it holds.
     fn clear(&mut self) -> io::Result<()>;
+
+    /// Whether `stream` moves its bytes through memory with read and write (rather than splice).
+    fn copies(stream: &Self::Stream) -> bool;
 }

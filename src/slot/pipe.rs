@@ -19,10 +19,15 @@ pub(crate) struct PipeSlot {
     reader: PipeReader,
     writer: PipeWriter,
     len: usize,
+    /// What the pipe holds: no fill asks for more, so a write into it never waits for a drain.
+    capacity: usize,
 }
 
 /// What the read/write fallback moves per call.
 const FALLBACK_BUFFER: usize = 128 * 1024;
+
+/// The smallest slot pipe: two 4 KiB pages, the least the kernel gives a new pipe.
+pub(crate) const MIN_PIPE: usize = 8 * 1024;
 
 /// Whether splice works for a stream, and the buffer its fallback copies through.
 #[derive(Default)]
@@ -130,24 +135,22 @@ impl Payload for PipeSlot {
 impl Slot for PipeSlot {
     type Stream = Stream;
 
-    /// A pipe that holds at least `chunk_size` bytes. Fails when the kernel will not grant that
-    /// (`/proc/sys/fs/pipe-max-size`, or the per-user pipe budget).
+    /// A pipe that holds at least `chunk_size` bytes, and not much more: the pipe budget counts
+    /// every page. Fails when the kernel will not grant that (`/proc/sys/fs/pipe-max-size`, or
+    /// the per-user pipe budget).
     fn new(chunk_size: usize) -> io::Result<PipeSlot> {
         let (reader, writer) = io::pipe()?;
-        let granted = sys::grow_pipe(writer.as_fd(), chunk_size)?;
-        if granted < chunk_size {
-            return Err(io::Error::other(format!(
-                "the kernel granted a {granted}-byte pipe"
-            )));
-        }
+        let capacity = sys::set_pipe_size(writer.as_fd(), chunk_size.max(MIN_PIPE))?;
         Ok(PipeSlot {
             reader,
             writer,
             len: 0,
+            capacity,
         })
     }
 
     fn fill(&mut self, fd: BorrowedFd<'_>, max: usize, stream: &mut Stream) -> io::Result<usize> {
+        let max = max.min(self.capacity - self.len);
         let slot = self.writer.as_fd();
         if stream.splices() {
             match sys::when_ready(fd, libc::POLLIN, || splice(fd, slot, max)) {
@@ -160,7 +163,7 @@ impl Slot for PipeSlot {
                 Err(e) => stream.fall_back(e)?,
             }
         }
-        // The slot pipe is empty and holds a chunk, so writing into it cannot fail half-way.
+        // The slot pipe has room for `max`, so writing into it cannot wait half-way.
         let n = stream.copy(fd, slot, max, |_| {})?;
         self.len += n;
         Ok(n)
@@ -198,19 +201,10 @@ impl Slot for PipeSlot {
         }
         Ok(())
     }
-}
 
-/// The ring of slot pipes, made up front so that a refusal shows before any byte moves.
-pub(crate) fn ring(slots: usize, chunk: usize) -> io::Result<Vec<PipeSlot>> {
-    // Two descriptors a slot, and some to spare for the rest of the process.
-    let needed = 2 * slots as u64 + 64;
-    let limit = sys::raise_fd_limit(needed);
-    if limit < needed {
-        return Err(io::Error::other(format!(
-            "they need {needed} open files and the limit is {limit}"
-        )));
+    fn copies(stream: &Stream) -> bool {
+        !stream.splices()
     }
-    (0..slots).map(|_| PipeSlot::new(chunk)).collect()
 }
 
 #[cfg(test)]
@@ -256,6 +250,31 @@ mod tests {
         }
         assert_eq!(std::fs::read(&path).unwrap(), b"appended");
         let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_fill_never_asks_for_more_than_the_pipe_holds() {
+        let (in_r, in_w) = io::pipe().unwrap();
+        let mut slot = PipeSlot::new(4096).unwrap();
+        let capacity = slot.capacity;
+        sys::grow_pipe(in_w.as_fd(), 2 * capacity).unwrap();
+        sys::write_all(in_w.as_fd(), &vec![1u8; capacity + 100]).unwrap();
+        let mut copying = Stream {
+            copy: Some(vec![0; FALLBACK_BUFFER]),
+        };
+        // Writing more than the pipe holds would wait for a drain that never comes: here, with
+        // the slot pipe non-blocking, it would fail instead.
+        let fd = slot.writer.as_raw_fd();
+        // SAFETY: F_SETFL on an open descriptor this test owns.
+        assert_eq!(
+            unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) },
+            0
+        );
+        assert_eq!(
+            slot.fill(in_r.as_fd(), capacity + 100, &mut copying)
+                .unwrap(),
+            capacity
+        );
     }
 
     #[test]

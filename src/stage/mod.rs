@@ -10,16 +10,16 @@ use std::thread::{self, JoinHandle};
 use anyhow::Context;
 
 use crate::cli::RateUnit;
-use crate::cli::units::human_bytes;
 use crate::clock;
 use crate::io::endpoint::{Endpoint, Unopened};
 use crate::io::sys;
 use crate::plan::{DataPath, PaceSpec, Plan};
 use crate::queue::Queue;
-use crate::report::counters::Counters;
+use crate::report::counters::{Counters, SideTotals};
 use crate::slot::Slot;
 use crate::slot::memory::MemSlot;
-use crate::slot::pipe::{self, PipeSlot};
+use crate::slot::pipe::PipeSlot;
+use crate::slot::ring::{self, Ring};
 use crate::supervise::message::{Message, Stage, StageExit, StageId};
 use crate::supervise::probe::Probe;
 use limiter::Limiter;
@@ -43,11 +43,20 @@ pub(crate) struct Stages {
     /// Raised while the writer opens its output: a FIFO's open waits for a reader, and only a
     /// wake-up lets a stop reach it there.
     output_opening: Arc<AtomicBool>,
-    /// The data path actually taken.
-    pub(crate) path: &'static str,
+    /// The data path started on; a side may still copy where the kernel refuses to splice.
+    path: DataPath,
 }
 
 impl Stages {
+    /// How a side moved its bytes so far, from its totals: `splice` or `copy`.
+    pub(crate) fn path(&self, side: &SideTotals) -> &'static str {
+        if side.copied {
+            DataPath::Copy.name()
+        } else {
+            self.path.name()
+        }
+    }
+
     pub(crate) fn reader_thread(&self) -> libc::pthread_t {
         self.reader.as_pthread_t()
     }
@@ -83,8 +92,27 @@ fn read_lines(
     reader.run_lines(inputs, delimiter.unwrap_or(b'\n'))
 }
 
+/// The slots a run starts with, the most a chunk in them may hold, and the path they make.
+struct Stock<S> {
+    slots: Vec<S>,
+    chunk_size: usize,
+    path: DataPath,
+}
+
+impl Stock<MemSlot> {
+    /// Buffers in memory, made as the queue needs them.
+    fn copy(plan: &Plan) -> Self {
+        Stock {
+            slots: Vec::new(),
+            chunk_size: plan.chunk_size,
+            path: DataPath::Copy,
+        }
+    }
+}
+
 /// Starts the reader and the writer on the plan's data path. A splice ring the kernel refuses
-/// is reported to `note`, and the copy path is taken instead.
+/// is reported to `note`, and the copy path is taken instead; so is one that would take more
+/// than its share of the user's pipe budget, silently (see `slot::ring`).
 pub(crate) fn start(
     plan: &Plan,
     inputs: Vec<Unopened>,
@@ -94,21 +122,28 @@ pub(crate) fn start(
 ) -> anyhow::Result<Stages> {
     let output = outputs.pop().context("no output to write to")?;
     match plan.data_path {
-        DataPath::Splice => match pipe::ring(plan.limits.slots, plan.chunk_size) {
-            Ok(ring) => launch::<PipeSlot>(plan, ring, read_chunks, inputs, output, tx),
+        DataPath::Splice => match ring::make(plan.limits.slots, plan.chunk_size) {
+            Ok(Ring::Splice { first, chunk_size }) => {
+                let stock = Stock {
+                    slots: vec![first],
+                    chunk_size,
+                    path: DataPath::Splice,
+                };
+                launch::<PipeSlot>(plan, stock, read_chunks, inputs, output, tx)
+            }
+            Ok(Ring::OverBudget) => {
+                launch(plan, Stock::copy(plan), read_chunks, inputs, output, tx)
+            }
             Err(e) => {
                 note(anyhow::Error::new(e).context(format!(
-                    "cannot make {} pipes of {} for the splice ring; using the copy path",
-                    plan.limits.slots,
-                    human_bytes(plan.chunk_size as u64)
+                    "cannot make a ring of {} pipes for splice; using the copy path",
+                    plan.limits.slots
                 )));
-                launch::<MemSlot>(plan, Vec::new(), read_chunks, inputs, output, tx)
+                launch(plan, Stock::copy(plan), read_chunks, inputs, output, tx)
             }
         },
-        DataPath::Copy => launch::<MemSlot>(plan, Vec::new(), read_chunks, inputs, output, tx),
-        DataPath::Lines { .. } => {
-            launch::<MemSlot>(plan, Vec::new(), read_lines, inputs, output, tx)
-        }
+        DataPath::Copy => launch(plan, Stock::copy(plan), read_chunks, inputs, output, tx),
+        DataPath::Lines { .. } => launch(plan, Stock::copy(plan), read_lines, inputs, output, tx),
     }
 }
 
@@ -157,11 +192,12 @@ impl<S> Clone for Shared<S> {
 fn spawn_reader<S: Slot + 'static>(
     shared: Shared<S>,
     plan: &Plan,
+    chunk_size: usize,
     read: ReadFn<S>,
     inputs: Vec<Unopened>,
     tx: mpsc::Sender<Message>,
 ) -> anyhow::Result<JoinHandle<()>> {
-    let (chunk_size, delimiter) = (plan.chunk_size, plan.data_path.delimiter());
+    let delimiter = plan.data_path.delimiter();
     let limiter = plan.read_pace.as_ref().map(limiter);
     spawn("reader", move || {
         let reader = Reader {
@@ -233,27 +269,29 @@ fn spawn_writer<S: Slot + 'static>(
     })
 }
 
-/// Starts both stages on slots of type `S`, the queue stocked with `ring`.
+/// Starts both stages on slots of type `S`, the queue stocked with `stock`.
 fn launch<S: Slot + 'static>(
     plan: &Plan,
-    ring: Vec<S>,
+    stock: Stock<S>,
     read: ReadFn<S>,
     inputs: Vec<Unopened>,
     output: Unopened,
     tx: mpsc::Sender<Message>,
 ) -> anyhow::Result<Stages> {
-    let path = if ring.is_empty() {
-        DataPath::Copy.name()
-    } else {
-        DataPath::Splice.name()
-    };
     let shared = Shared {
         queue: Arc::new(Queue::new(plan.limits, plan.policy, clock::system())),
         counters: Arc::new(Counters::default()),
         stop: Arc::new(AtomicBool::new(false)),
     };
-    shared.queue.stock(ring);
-    let reader = spawn_reader(shared.clone(), plan, read, inputs, tx.clone())?;
+    shared.queue.stock(stock.slots);
+    let reader = spawn_reader(
+        shared.clone(),
+        plan,
+        stock.chunk_size,
+        read,
+        inputs,
+        tx.clone(),
+    )?;
     let output_opening = Arc::new(AtomicBool::new(true));
     let writer = spawn_writer(shared.clone(), plan, output, output_opening.clone(), tx)?;
     Ok(Stages {
@@ -263,6 +301,6 @@ fn launch<S: Slot + 'static>(
         reader,
         writer,
         output_opening,
-        path,
+        path: stock.path,
     })
 }

@@ -90,7 +90,11 @@ impl<S: Slot> Reader<'_, S> {
         if self.stopping() {
             return Ok(None);
         }
-        match slot.fill(input.as_fd(), max, stream) {
+        let filled = slot.fill(input.as_fd(), max, stream);
+        if S::copies(stream) {
+            self.counters.copying();
+        }
+        match filled {
             Ok(n) => {
                 if let Some(limiter) = &mut self.limiter {
                     limiter.refund((max - n) as u64);

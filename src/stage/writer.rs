@@ -88,7 +88,11 @@ impl<S: Slot> Writer<'_, S> {
                 self.counters
                     .throttled(pace.limiter().acquire(cost, &NEVER));
             }
-            let refund = match slot.drain(output.as_fd(), piece, stream) {
+            let drained = slot.drain(output.as_fd(), piece, stream);
+            if S::copies(stream) {
+                self.counters.copying();
+            }
+            let refund = match drained {
                 Ok(n) => {
                     self.counters.moved(n);
                     self.unused(slot, piece, cost, n)

@@ -57,11 +57,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         plan.expected_size,
     );
     let watch = Watch::new(plan.interval, progress, Instant::now());
-    let quiet = plan.quiet;
     let stages = stage::start(&plan, checked.inputs, checked.outputs, tx, |note| {
-        if !quiet {
-            reporter.error(&note);
-        }
+        reporter.note(&note)
     })?;
     let mut steering = Steering::new(plan, stages, reporter, watch);
     steering.steer(&rx);

@@ -4,10 +4,11 @@ use crate::util::{assert_accounts, record, sh};
 
 #[test]
 fn a_refused_chunk_allocation_aborted_without_a_summary() {
-    // 58 MiB of address space: the binary and two 16 MiB chunks fit, the queue does not.
+    // 58 MiB of address space: the binary and two 16 MiB chunks fit, the queue does not, and a
+    // consumer that comes late lets the queue fill.
     let out = sh(r#"
-        head -c 20M /dev/zero | (ulimit -v 60000; "$BPIPE" -b 16M --no-splice --stats-format json) \
-            | wc -c
+        head -c 40M /dev/zero | (ulimit -v 60000; "$BPIPE" -b 16M --no-splice --stats-format json) \
+            | (sleep 0.5; wc -c)
         echo "status ${PIPESTATUS[1]}"
     "#);
     let stdout = String::from_utf8_lossy(&out.stdout);
