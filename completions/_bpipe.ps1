@@ -36,7 +36,7 @@ Register-ArgumentCompleter -Native -CommandName 'bpipe' -ScriptBlock {
             [CompletionResult]::new('--rate-limit', '--rate-limit', [CompletionResultType]::ParameterName, 'Cap the output rate, a size per second (e.g. 10MiB/s)')
             [CompletionResult]::new('--read-rate', '--read-rate', [CompletionResultType]::ParameterName, 'Cap the input rate, a size per second')
             [CompletionResult]::new('--rate-unit', '--rate-unit', [CompletionResultType]::ParameterName, 'What --rate-limit counts; lines needs --lines')
-            [CompletionResult]::new('--burst', '--burst', [CompletionResultType]::ParameterName, 'The most that may go out faster than the rate after idle time [default: the larger of one chunk and 1/10 s of the rate; in records with --rate-unit lines]')
+            [CompletionResult]::new('--burst', '--burst', [CompletionResultType]::ParameterName, 'The most that may go out faster than the rate after idle time [default: 1/10 s of the rate, at least 1; in records with --rate-unit lines]. Each read or write carries at most 1/20 s of the rate, whatever the burst')
             [CompletionResult]::new('--stats-format', '--stats-format', [CompletionResultType]::ParameterName, 'Format of the summary and of every stats record')
             [CompletionResult]::new('-i', '-i', [CompletionResultType]::ParameterName, 'Print a stats record every DURATION (e.g. 1s, 250ms)')
             [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'Print a stats record every DURATION (e.g. 1s, 250ms)')

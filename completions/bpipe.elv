@@ -33,7 +33,7 @@ set edit:completion:arg-completer[bpipe] = {|@words|
             cand --rate-limit 'Cap the output rate, a size per second (e.g. 10MiB/s)'
             cand --read-rate 'Cap the input rate, a size per second'
             cand --rate-unit 'What --rate-limit counts; lines needs --lines'
-            cand --burst 'The most that may go out faster than the rate after idle time [default: the larger of one chunk and 1/10 s of the rate; in records with --rate-unit lines]'
+            cand --burst 'The most that may go out faster than the rate after idle time [default: 1/10 s of the rate, at least 1; in records with --rate-unit lines]. Each read or write carries at most 1/20 s of the rate, whatever the burst'
             cand --stats-format 'Format of the summary and of every stats record'
             cand -i 'Print a stats record every DURATION (e.g. 1s, 250ms)'
             cand --interval 'Print a stats record every DURATION (e.g. 1s, 250ms)'

@@ -12,7 +12,7 @@ complete -c bpipe -s L -l rate-limit -d 'Cap the output rate, a size per second 
 complete -c bpipe -l read-rate -d 'Cap the input rate, a size per second' -r -f
 complete -c bpipe -l rate-unit -d 'What --rate-limit counts; lines needs --lines' -r -f -a "bytes\t'Rates count bytes'
 lines\t'Rates count records (line mode only)'"
-complete -c bpipe -l burst -d 'The most that may go out faster than the rate after idle time [default: the larger of one chunk and 1/10 s of the rate; in records with --rate-unit lines]' -r -f
+complete -c bpipe -l burst -d 'The most that may go out faster than the rate after idle time [default: 1/10 s of the rate, at least 1; in records with --rate-unit lines]. Each read or write carries at most 1/20 s of the rate, whatever the burst' -r -f
 complete -c bpipe -l stats-format -d 'Format of the summary and of every stats record' -r -f -a "human\t'One line for people'
 json\t'One JSON object per line, for scripts'"
 complete -c bpipe -s i -l interval -d 'Print a stats record every DURATION (e.g. 1s, 250ms)' -r -f

@@ -130,8 +130,9 @@ pub struct Cli {
           help_heading = RATE)]
     pub rate_unit: RateUnit,
 
-    /// The most that may go out faster than the rate after idle time [default: the larger of
-    /// one chunk and 1/10 s of the rate; in records with --rate-unit lines].
+    /// The most that may go out faster than the rate after idle time [default: 1/10 s of the
+    /// rate, at least 1; in records with --rate-unit lines]. Each read or write carries at most
+    /// 1/20 s of the rate, whatever the burst.
     #[arg(long, value_name = "SIZE", value_parser = units::parse_positive_size, value_hint = ValueHint::Other,
           help_heading = RATE)]
     pub burst: Option<u64>,
