@@ -32,6 +32,7 @@ Register-ArgumentCompleter -Native -CommandName 'bpipe' -ScriptBlock {
             [CompletionResult]::new('--max-buffer', '--max-buffer', [CompletionResultType]::ParameterName, 'Queue capacity in bytes; with -n, both bounds hold')
             [CompletionResult]::new('--on-full', '--on-full', [CompletionResultType]::ParameterName, 'What to do when the queue is full')
             [CompletionResult]::new('--stall-timeout', '--stall-timeout', [CompletionResultType]::ParameterName, 'Exit with status 4 when nothing has moved for DURATION (e.g. 30s), naming the side that stalled')
+            [CompletionResult]::new('--drain-timeout', '--drain-timeout', [CompletionResultType]::ParameterName, 'After a stop signal (SIGINT, SIGTERM, SIGHUP), write what was accepted for at most DURATION; the rest counts as bytes_unsent and bpipe exits 128+N. A second signal stops at once')
             [CompletionResult]::new('-L', '-L ', [CompletionResultType]::ParameterName, 'Cap the output rate, a size per second (e.g. 10MiB/s)')
             [CompletionResult]::new('--rate-limit', '--rate-limit', [CompletionResultType]::ParameterName, 'Cap the output rate, a size per second (e.g. 10MiB/s)')
             [CompletionResult]::new('--read-rate', '--read-rate', [CompletionResultType]::ParameterName, 'Cap the input rate, a size per second')

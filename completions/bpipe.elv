@@ -29,6 +29,7 @@ set edit:completion:arg-completer[bpipe] = {|@words|
             cand --max-buffer 'Queue capacity in bytes; with -n, both bounds hold'
             cand --on-full 'What to do when the queue is full'
             cand --stall-timeout 'Exit with status 4 when nothing has moved for DURATION (e.g. 30s), naming the side that stalled'
+            cand --drain-timeout 'After a stop signal (SIGINT, SIGTERM, SIGHUP), write what was accepted for at most DURATION; the rest counts as bytes_unsent and bpipe exits 128+N. A second signal stops at once'
             cand -L 'Cap the output rate, a size per second (e.g. 10MiB/s)'
             cand --rate-limit 'Cap the output rate, a size per second (e.g. 10MiB/s)'
             cand --read-rate 'Cap the input rate, a size per second'

@@ -72,6 +72,8 @@ pub(crate) struct Plan {
     pub(crate) progress: bool,
     pub(crate) expected_size: Option<u64>,
     pub(crate) stall_timeout: Option<Duration>,
+    /// How long the drain after a stop signal may last.
+    pub(crate) drain_timeout: Duration,
 }
 
 /// The burst a rate limit gets unless `--burst` says otherwise: a tenth of a second's worth, at
@@ -166,6 +168,7 @@ impl From<&Cli> for Plan {
             progress: cli.progress,
             expected_size: cli.size,
             stall_timeout: cli.stall_timeout,
+            drain_timeout: cli.drain_timeout,
         }
     }
 }
@@ -193,6 +196,7 @@ mod tests {
         );
         assert_eq!(plan.limits.delimiter, None);
         assert_eq!((plan.read_pace, plan.write_pace), (None, None));
+        assert_eq!(plan.drain_timeout, Duration::from_secs(10));
     }
 
     #[test]

@@ -92,6 +92,10 @@ impl Render for Human {
         write_queue_and_run(snapshot, w)?;
         writeln!(w)
     }
+
+    fn note(&self, message: &str, w: &mut Vec<u8>) -> io::Result<()> {
+        writeln!(w, "bpipe: {message}")
+    }
 }
 
 #[cfg(test)]

@@ -47,6 +47,12 @@ impl Render for Json {
         }
         w.write_all(b"}\n")
     }
+
+    fn note(&self, message: &str, w: &mut Vec<u8>) -> io::Result<()> {
+        w.write_all(b"{\"event\":\"note\",\"message\":")?;
+        write_string(w, message)?;
+        w.write_all(b"}\n")
+    }
 }
 
 #[cfg(test)]

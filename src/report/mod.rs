@@ -16,4 +16,8 @@ pub(crate) mod snapshot;
 /// One way to write a stats record: each appends one whole line.
 pub(crate) trait Render: Send {
     fn render(&self, snapshot: &Snapshot, out: &mut Vec<u8>) -> io::Result<()>;
+
+    /// A note: something bpipe tells that is neither a stats record nor an error (a path it
+    /// could not take, say), in the same form as the records.
+    fn note(&self, message: &str, out: &mut Vec<u8>) -> io::Result<()>;
 }

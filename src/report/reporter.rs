@@ -107,6 +107,22 @@ impl Reporter {
         self.progress_drawn = true;
     }
 
+    /// A note, in the stderr form of the records, unless quiet. Notes stay off the stats file:
+    /// like error lines, they are not stats records, and the file's readers expect only those.
+    pub(crate) fn note(&mut self, note: &anyhow::Error) {
+        if self.quiet {
+            return;
+        }
+        let line = error_line(note);
+        let message = line.strip_prefix("bpipe: ").unwrap_or(&line);
+        let mut text = Vec::with_capacity(256);
+        if self.stderr_form.note(message, &mut text).is_ok() {
+            let mut stderr = io::stderr().lock();
+            self.clear_progress(&mut stderr);
+            let _ = stderr.write_all(&text);
+        }
+    }
+
     pub(crate) fn error(&mut self, error: &anyhow::Error) {
         self.line(&error_line(error));
     }

@@ -1,16 +1,11 @@
 //! Rate limits at the edges: low rates, tiny bursts, and the drain after a stop.
 
-use crate::util::{Json, record, sh};
+use std::io::Read;
+use std::time::{Duration, Instant};
 
-/// Every JSON record of `event` on stderr, in order.
-fn records(stderr: &str, event: &str) -> Vec<Json> {
-    let needle = format!("\"event\":\"{event}\"");
-    stderr
-        .lines()
-        .filter(|l| l.contains(&needle))
-        .map(Json::parse)
-        .collect()
-}
+use crate::util::{
+    Json, Running, STATE_WAIT, assert_accounts, bpipe, queue_is_full, record, records, sh,
+};
 
 /// Runs a `script` that ends with bpipe's stats on stderr, with `cpu USER SYS` from bash's
 /// `time` after them; returns bpipe's exit record and the CPU seconds the pipeline used.
@@ -108,4 +103,99 @@ fn tiny_burst_choked_the_rate() {
         // A limiter that sleeps once per write uses next to nothing; one that spins uses seconds.
         assert!(cpu < 0.2, "{flag} 512K --burst 1 used {cpu:.2}s of CPU");
     }
+}
+
+#[test]
+fn sigterm_drained_at_the_limited_rate_for_ages() {
+    let args = [
+        "-L",
+        "1K",
+        "--drain-timeout",
+        "2s",
+        "-i",
+        "100ms",
+        "--stats-format",
+        "json",
+    ];
+    let mut bp = Running::start(&args, vec![0; 4 << 20], false);
+    bp.wait_for_record("a full queue", queue_is_full);
+    bp.wait_for_handler(libc::SIGTERM);
+    bp.signal(libc::SIGTERM);
+    let signalled = Instant::now();
+    assert!(
+        bp.wait_for_stderr("\"event\":\"note\"", STATE_WAIT),
+        "no note that the drain began"
+    );
+    let out = bp.finish(Vec::new());
+    let took = signalled.elapsed();
+    assert_eq!(out.code(), 143, "{}", out.stderr);
+    assert!(
+        (Duration::from_millis(1800)..Duration::from_secs(6)).contains(&took),
+        "the drain took {took:?}"
+    );
+    let note = record(&out.stderr, "note");
+    let message = note.str("message");
+    assert!(
+        message.starts_with("draining ")
+            && message.ends_with("(at most 2s; send the signal again to stop now)"),
+        "{note:?}"
+    );
+    let exit = record(&out.stderr, "exit");
+    assert_eq!(exit.u64("exit_status"), 143);
+    assert_eq!(exit.u64("bytes_out"), out.stdout.len() as u64);
+    assert!(exit.u64("bytes_unsent") > 0, "{exit:?}");
+    assert_accounts(&exit);
+    // The summary tells the throttling the drain was, wait in progress included.
+    assert!(exit.f64("throttled_write_s") >= 1.5, "{exit:?}");
+}
+
+#[test]
+fn sigterm_drain_said_nothing_and_had_no_bound() {
+    let args = ["-L", "1K", "-i", "100ms", "--drain-timeout", "20s"];
+    let mut bp = Running::start(&args, vec![0; 4 << 20], false);
+    assert!(
+        bp.wait_for_stderr("bpipe: [interval]", STATE_WAIT),
+        "no interval record"
+    );
+    bp.wait_for_handler(libc::SIGTERM);
+    bp.signal(libc::SIGTERM);
+    assert!(
+        bp.wait_for_stderr(
+            "(at most 20s; send the signal again to stop now)",
+            STATE_WAIT
+        ),
+        "no note that the drain began"
+    );
+    // A second signal still stops at once.
+    bp.signal(libc::SIGTERM);
+    let mut rest = Vec::new();
+    let _ = bp.stdout.read_to_end(&mut rest);
+    let out = bp.finish(rest);
+    assert_eq!(out.code(), 143, "{}", out.stderr);
+    assert!(out.elapsed < Duration::from_secs(3), "{:?}", out.elapsed);
+    let note = out.stderr.lines().find(|l| l.contains("draining")).unwrap();
+    assert!(note.starts_with("bpipe: draining "), "{note}");
+
+    // The default bound is ten seconds, and -q keeps the note off standard error.
+    let help = bpipe(&["--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--drain-timeout"), "{help}");
+    assert!(help.contains("[default: 10s]"), "{help}");
+    let args = [
+        "-q",
+        "--stats-format",
+        "json",
+        "-L",
+        "1K",
+        "--drain-timeout",
+        "300ms",
+    ];
+    let mut quiet = Running::start(&args, vec![0; 4 << 20], false);
+    // A SIGUSR1 snapshot still prints under -q: it tells when there is something to drain.
+    quiet.snapshot_when("a full queue", queue_is_full);
+    quiet.wait_for_handler(libc::SIGTERM);
+    quiet.signal(libc::SIGTERM);
+    let out = quiet.finish(Vec::new());
+    assert_eq!(out.code(), 143, "{}", out.stderr);
+    assert!(!out.stderr.contains("draining"), "{}", out.stderr);
 }
