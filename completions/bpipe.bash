@@ -24,7 +24,7 @@ _bpipe() {
 
     case "${cmd}" in
         bpipe)
-            opts="-o -b -n -m -l -0 -d -L -q -i -p -s -h -V --output --append --no-splice --chunk-size --chunks --max-buffer --lines --null --on-full --drop --stall-timeout --rate-limit --read-rate --rate-unit --burst --quiet --stats-format --interval --progress --size --stats-file --help --version"
+            opts="-o -b -n -m -l -0 -d -L -q -i -p -s -h -V --output --append --no-splice --chunk-size --chunks --max-buffer --lines --null --on-full --drop --stall-timeout --drain-timeout --rate-limit --read-rate --rate-unit --burst --quiet --stats-format --interval --progress --size --stats-file --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -107,6 +107,13 @@ _bpipe() {
                     return 0
                     ;;
                 --stall-timeout)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --drain-timeout)
                     COMPREPLY=("${cur}")
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o nospace

@@ -8,11 +8,12 @@ drop\t'Discard the newly read chunk (drop-newest)'
 drop-oldest\t'Discard the oldest queued chunk and keep the new one'
 fail\t'Stop reading, write what was accepted, exit with status 3'"
 complete -c bpipe -l stall-timeout -d 'Exit with status 4 when nothing has moved for DURATION (e.g. 30s), naming the side that stalled' -r -f
+complete -c bpipe -l drain-timeout -d 'After a stop signal (SIGINT, SIGTERM, SIGHUP), write what was accepted for at most DURATION; the rest counts as bytes_unsent and bpipe exits 128+N. A second signal stops at once' -r -f
 complete -c bpipe -s L -l rate-limit -d 'Cap the output rate, a size per second (e.g. 10MiB/s)' -r -f
 complete -c bpipe -l read-rate -d 'Cap the input rate, a size per second' -r -f
 complete -c bpipe -l rate-unit -d 'What --rate-limit counts; lines needs --lines' -r -f -a "bytes\t'Rates count bytes'
 lines\t'Rates count records (line mode only)'"
-complete -c bpipe -l burst -d 'The most that may go out faster than the rate after idle time [default: the larger of one chunk and 1/10 s of the rate; in records with --rate-unit lines]' -r -f
+complete -c bpipe -l burst -d 'The most that may go out faster than the rate after idle time [default: 1/10 s of the rate, at least 1; in records with --rate-unit lines]. Each read or write carries at most 1/20 s of the rate, whatever the burst' -r -f
 complete -c bpipe -l stats-format -d 'Format of the summary and of every stats record' -r -f -a "human\t'One line for people'
 json\t'One JSON object per line, for scripts'"
 complete -c bpipe -s i -l interval -d 'Print a stats record every DURATION (e.g. 1s, 250ms)' -r -f

@@ -72,15 +72,16 @@ pub(crate) struct Plan {
     pub(crate) progress: bool,
     pub(crate) expected_size: Option<u64>,
     pub(crate) stall_timeout: Option<Duration>,
+    /// How long the drain after a stop signal may last.
+    pub(crate) drain_timeout: Duration,
 }
 
-/// The burst a rate limit gets unless `--burst` says otherwise: a tenth of a second's worth,
-/// and for bytes at least a chunk, so one read or write is never split by the limiter alone.
-pub(crate) fn default_burst(rate: u64, chunk_size: usize, unit: RateUnit) -> u64 {
-    match unit {
-        RateUnit::Bytes => (chunk_size as u64).max(rate / 10),
-        RateUnit::Lines => (rate / 10).max(1),
-    }
+/// The burst a rate limit gets unless `--burst` says otherwise: a tenth of a second's worth, at
+/// least one unit, in bytes and records alike. No longer at least a chunk: at 1K/s that was a
+/// minute's worth at once after idle time. Splitting a chunk into several writes costs little,
+/// and only below 640 KiB/s, where writes are few anyway.
+pub(crate) fn default_burst(rate: u64) -> u64 {
+    (rate / 10).max(1)
 }
 
 fn limits(cli: &Cli, chunk_size: usize) -> Limits {
@@ -142,16 +143,12 @@ impl From<&Cli> for Plan {
         // records beside it.
         let read_pace = cli.read_rate.map(|rate| PaceSpec {
             rate,
-            burst: cli
-                .burst
-                .unwrap_or_else(|| default_burst(rate, chunk_size, RateUnit::Bytes)),
+            burst: cli.burst.unwrap_or_else(|| default_burst(rate)),
             unit: RateUnit::Bytes,
         });
         let write_pace = cli.rate_limit.map(|rate| PaceSpec {
             rate,
-            burst: cli
-                .burst
-                .unwrap_or_else(|| default_burst(rate, chunk_size, cli.rate_unit)),
+            burst: cli.burst.unwrap_or_else(|| default_burst(rate)),
             unit: cli.rate_unit,
         });
         let (inputs, outputs) = endpoints(cli);
@@ -171,6 +168,7 @@ impl From<&Cli> for Plan {
             progress: cli.progress,
             expected_size: cli.size,
             stall_timeout: cli.stall_timeout,
+            drain_timeout: cli.drain_timeout,
         }
     }
 }
@@ -198,6 +196,7 @@ mod tests {
         );
         assert_eq!(plan.limits.delimiter, None);
         assert_eq!((plan.read_pace, plan.write_pace), (None, None));
+        assert_eq!(plan.drain_timeout, Duration::from_secs(10));
     }
 
     #[test]
@@ -240,10 +239,13 @@ mod tests {
     }
 
     #[test]
-    fn bursts_default_to_a_tenth_of_a_second_and_at_least_a_chunk() {
+    fn bursts_default_to_a_tenth_of_a_second() {
         let plan = plan(&["-L", "10M", "--read-rate", "100K"]);
         assert_eq!(plan.write_pace.unwrap().burst, 1 << 20);
-        assert_eq!(plan.read_pace.unwrap().burst, 64 << 10);
+        assert_eq!(plan.read_pace.unwrap().burst, 10240);
+        // At low rates, far less than a chunk: at most a second's worth, at least one unit.
+        assert_eq!(self::plan(&["-L", "1K"]).write_pace.unwrap().burst, 102);
+        assert_eq!(self::plan(&["-L", "1"]).write_pace.unwrap().burst, 1);
         let given = self::plan(&["-L", "10M", "--read-rate", "100K", "--burst", "5K"]);
         assert_eq!(given.write_pace.unwrap().burst, 5 << 10);
         assert_eq!(given.read_pace.unwrap().burst, 5 << 10);
@@ -266,6 +268,6 @@ mod tests {
         assert_eq!(plan.write_pace.unwrap().burst, 100);
         let read = plan.read_pace.unwrap();
         assert_eq!((read.burst, read.unit), ((1 << 20) / 10, RateUnit::Bytes));
-        assert_eq!(default_burst(5, 1, RateUnit::Lines), 1);
+        assert_eq!(default_burst(5), 1);
     }
 }

@@ -116,6 +116,13 @@ pub struct Cli {
           help_heading = OVERLOAD)]
     pub stall_timeout: Option<Duration>,
 
+    /// After a stop signal (SIGINT, SIGTERM, SIGHUP), write what was accepted for at most
+    /// DURATION; the rest counts as bytes_unsent and bpipe exits 128+N. A second signal stops at
+    /// once.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = units::parse_duration,
+          value_hint = ValueHint::Other, help_heading = OVERLOAD)]
+    pub drain_timeout: Duration,
+
     /// Cap the output rate, a size per second (e.g. 10MiB/s).
     #[arg(short = 'L', long, value_name = "RATE", value_parser = units::parse_rate, value_hint = ValueHint::Other,
           help_heading = RATE)]
@@ -130,8 +137,9 @@ pub struct Cli {
           help_heading = RATE)]
     pub rate_unit: RateUnit,
 
-    /// The most that may go out faster than the rate after idle time [default: the larger of
-    /// one chunk and 1/10 s of the rate; in records with --rate-unit lines].
+    /// The most that may go out faster than the rate after idle time [default: 1/10 s of the
+    /// rate, at least 1; in records with --rate-unit lines]. Each read or write carries at most
+    /// 1/20 s of the rate, whatever the burst.
     #[arg(long, value_name = "SIZE", value_parser = units::parse_positive_size, value_hint = ValueHint::Other,
           help_heading = RATE)]
     pub burst: Option<u64>,

@@ -21,9 +21,7 @@ impl Accounts {
         let (bytes_in, bytes_out) = (totals.input.bytes, totals.output.bytes);
         let mut bytes_unsent = view.refused_bytes + view.discarded_bytes;
         if at_exit {
-            let held_by_reader = bytes_in.saturating_sub(view.offered_bytes);
-            let held_by_writer = view.taken_bytes.saturating_sub(bytes_out);
-            bytes_unsent += held_by_reader + view.bytes as u64 + held_by_writer;
+            bytes_unsent += Accounts::held(totals, view);
         }
         Accounts {
             bytes_in,
@@ -31,6 +29,14 @@ impl Accounts {
             bytes_dropped: view.drops.bytes,
             bytes_unsent,
         }
+    }
+
+    /// Accepted bytes still on their way: held by the reader, queued, or held by the writer.
+    /// What a drain has to write, and what is unsent if the run ends now.
+    pub(crate) fn held(totals: &Totals, view: &View) -> u64 {
+        let held_by_reader = totals.input.bytes.saturating_sub(view.offered_bytes);
+        let held_by_writer = view.taken_bytes.saturating_sub(totals.output.bytes);
+        held_by_reader + view.bytes as u64 + held_by_writer
     }
 }
 

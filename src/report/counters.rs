@@ -41,6 +41,8 @@ impl SideCounters {
         add(&self.chunks, 1);
     }
 
+    /// Time the rate limit held this side back. The limiter adds each slice of a wait as it
+    /// passes, so a record taken during a long wait already counts it.
     pub(crate) fn throttled(&self, d: Duration) {
         add(&self.throttled_ns, nanos(d));
     }

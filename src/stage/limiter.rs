@@ -1,16 +1,29 @@
-//! A token bucket with a cap, so a rate limit holds after idle time instead of bursting.
+//! A token bucket with a cap, so a rate limit holds after idle time instead of bursting, cut
+//! into small steps, so a low rate flows evenly instead of in lumps.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::clock::SharedClock;
 
-/// How long one sleep may last before the stop flag is looked at again.
+/// How long one sleep may last before the stop flag is looked at again and the time waited so
+/// far is reported: a long wait shows in the stats while it lasts, at most this late.
 const SLEEP_SLICE: Duration = Duration::from_millis(50);
 
+/// How much of a second one read or write may carry: at any rate but the lowest, twenty steps a
+/// second, each small enough for the stream to look even (pv paces in tenths of a second).
+const STEP_SECONDS: f64 = 0.05;
+
+/// The rate and the burst are two separate knobs. The burst caps what idle time saves up; the
+/// step (what one read or write may carry) follows the rate alone. A tiny burst therefore does
+/// not shrink the writes to a unit each, with a syscall and a sleep per byte: a step larger than
+/// the burst waits once for its whole deficit (the bucket goes below zero and the caller sleeps
+/// until it is back at zero), so every step costs at most one sleep. The data still goes out no
+/// sooner than the rate has earned it: what a step carries was paid for by the wait before it.
 pub(crate) struct Limiter {
     rate: f64,
     burst: f64,
+    /// Below zero while a step waits for its deficit; above the burst only by a refund.
     tokens: f64,
     last: Instant,
     clock: SharedClock,
@@ -28,44 +41,52 @@ impl Limiter {
         }
     }
 
-    /// The most one `acquire` should ask for: half the burst. Waiting for a completely full
-    /// bucket would lose to the cap whatever a late wake-up earned, and the rate would sag.
+    /// The most one `acquire` should ask for: a twentieth of a second at the rate, at least one
+    /// unit. Below twenty units a second each step is one unit, the smoothest there is.
     pub(crate) fn step(&self) -> u64 {
-        (self.burst as u64 / 2).max(1)
+        ((self.rate * STEP_SECONDS) as u64).max(1)
     }
 
     fn refill(&mut self) {
         let now = self.clock.now();
-        self.deposit(now.duration_since(self.last).as_secs_f64() * self.rate);
+        let earned = now.duration_since(self.last).as_secs_f64() * self.rate;
+        // Time earns up to the burst, and never takes away what a refund put above it.
+        self.tokens = (self.tokens + earned).min(self.burst.max(self.tokens));
         self.last = now;
     }
 
-    /// Waits until `units` (at most the burst) may go, takes them, and returns how long it
-    /// waited. Returns early, taking nothing, when `stop` is raised.
-    pub(crate) fn acquire(&mut self, units: u64, stop: &AtomicBool) -> Duration {
-        let units = (units as f64).min(self.burst);
-        let start = self.clock.now();
+    /// Takes `units` and waits until the rate has earned them, telling `waited` each slice of
+    /// the wait as it passes. Returns early, taking nothing, when `stop` is raised.
+    pub(crate) fn acquire(
+        &mut self,
+        units: u64,
+        stop: &AtomicBool,
+        mut waited: impl FnMut(Duration),
+    ) {
         self.refill();
-        while self.tokens < units {
+        self.tokens -= units as f64;
+        // A millionth of a unit short is float rounding, not a reason for another sleep.
+        while self.tokens < -1e-6 {
             if stop.load(Ordering::Relaxed) {
-                return self.clock.now() - start;
+                self.refund(units);
+                return;
             }
-            let wait = Duration::from_secs_f64((units - self.tokens) / self.rate);
-            self.clock.sleep(wait.min(SLEEP_SLICE));
+            let before = self.last;
+            // Rounded up, so a sleep never ends short of the deficit by a part of a nanosecond.
+            let deficit = Duration::from_nanos((-self.tokens / self.rate * 1e9).ceil() as u64);
+            self.clock.sleep(deficit.min(SLEEP_SLICE));
             self.refill();
+            waited(self.last - before);
         }
-        self.tokens -= units;
-        self.clock.now() - start
     }
 
-    /// Gives back units that were taken but not used (a read or write that moved less).
+    /// Gives back units that were taken but not used (a read or write that moved less). They
+    /// were paid for by a wait already, so they may lift the bucket above a burst smaller than
+    /// a step; otherwise the cap holds.
     pub(crate) fn refund(&mut self, units: u64) {
-        self.deposit(units as f64);
-    }
-
-    /// The one place tokens are added, so the cap holds for time earned and refunds alike.
-    fn deposit(&mut self, units: f64) {
-        self.tokens = (self.tokens + units).min(self.burst);
+        let units = units as f64;
+        let cap = self.burst.max(units).max(self.tokens);
+        self.tokens = (self.tokens + units).min(cap);
     }
 }
 
@@ -84,28 +105,28 @@ mod tests {
         (Limiter::new(rate, burst, clock.clone()), clock)
     }
 
+    /// Acquires `units` and returns how long the wait was, as the stats would count it.
+    fn take(limiter: &mut Limiter, units: u64) -> Duration {
+        let mut waited = Duration::ZERO;
+        limiter.acquire(units, &NEVER, |d| waited += d);
+        waited
+    }
+
     #[test]
     fn a_full_bucket_lets_the_burst_through_at_once() {
         let (mut limiter, _) = limiter(1000, 500);
-        assert_eq!(limiter.acquire(500, &NEVER), Duration::ZERO);
-        let waited = limiter.acquire(100, &NEVER);
-        assert!(waited >= Duration::from_millis(100), "{waited:?}");
-        // The wait sleeps in slices: it may end one slice late, never early.
-        assert!(
-            waited <= Duration::from_millis(100) + SLEEP_SLICE,
-            "{waited:?}"
-        );
+        assert_eq!(take(&mut limiter, 500), Duration::ZERO);
+        assert_eq!(take(&mut limiter, 100), Duration::from_millis(100));
     }
 
     #[test]
     fn idle_time_earns_no_more_than_the_burst() {
         let (mut limiter, clock) = limiter(10_000, 1000);
-        limiter.acquire(1000, &NEVER);
+        take(&mut limiter, 1000);
         clock.advance(Duration::from_secs(3));
-        assert_eq!(limiter.acquire(1000, &NEVER), Duration::ZERO);
+        assert_eq!(take(&mut limiter, 1000), Duration::ZERO);
         // Three idle seconds earned 30 000 units, but the bucket holds 1000: this one waits.
-        let waited = limiter.acquire(1000, &NEVER);
-        assert!(waited >= Duration::from_millis(100), "{waited:?}");
+        assert_eq!(take(&mut limiter, 1000), Duration::from_millis(100));
     }
 
     #[test]
@@ -115,7 +136,7 @@ mod tests {
         let mut sent = 0;
         while sent < 50_000 {
             let step = limiter.step();
-            limiter.acquire(step, &NEVER);
+            take(&mut limiter, step);
             sent += step;
             // A consumer that takes its time, as a real write would.
             clock.advance(Duration::from_millis(3));
@@ -126,32 +147,114 @@ mod tests {
     }
 
     #[test]
+    fn steps_follow_the_rate_not_the_burst() {
+        // A second's worth at 1K/s goes in twenty steps, not in one write of the burst.
+        assert_eq!(limiter(1024, 1024).0.step(), 51);
+        assert_eq!(limiter(1024, 64 << 10).0.step(), 51);
+        // At a unit a second, a unit at a time; a tiny burst does not shrink a step.
+        assert_eq!(limiter(1, 1).0.step(), 1);
+        assert_eq!(limiter(1 << 20, 1).0.step(), 52_428);
+    }
+
+    #[test]
+    fn a_low_rate_goes_out_evenly() {
+        let (mut limiter, clock) = limiter(1024, 102);
+        let start = clock.now();
+        let mut sent_at = Vec::new();
+        for _ in 0..40 {
+            let step = limiter.step();
+            take(&mut limiter, step);
+            sent_at.push(((clock.now() - start).as_secs_f64(), step));
+        }
+        // The burst (two steps) at once, then one step every twentieth of a second.
+        for pair in sent_at[2..].windows(2) {
+            let gap = pair[1].0 - pair[0].0;
+            assert!((gap - 51.0 / 1024.0).abs() < 1e-6, "{sent_at:?}");
+        }
+        let (secs, _) = sent_at[39];
+        assert!(
+            (secs - (40.0 * 51.0 - 102.0) / 1024.0).abs() < 1e-6,
+            "{secs}"
+        );
+    }
+
+    #[test]
+    fn a_step_above_a_tiny_burst_waits_once_for_its_deficit() {
+        let (mut limiter, clock) = limiter(1 << 20, 1);
+        let start = clock.now();
+        let step = limiter.step();
+        let mut sent = 0;
+        while sent < 1 << 20 {
+            take(&mut limiter, step);
+            sent += step;
+        }
+        // One sleep per step (a step is 50 ms): 21 steps, not a million sleeps of a byte each.
+        assert_eq!(clock.sleeps.load(Ordering::SeqCst), 21);
+        // And the rate holds: 21 steps at 1 MiB/s, less the one unit the bucket started with.
+        let secs = (clock.now() - start).as_secs_f64();
+        let expected = (21.0 * step as f64 - 1.0) / f64::from(1 << 20);
+        assert!((secs - expected).abs() < 1e-6, "{secs} vs {expected}");
+    }
+
+    #[test]
+    fn a_long_wait_is_told_as_it_passes() {
+        let (mut limiter, _) = limiter(1, 1);
+        take(&mut limiter, 1);
+        let mut told = Vec::new();
+        limiter.acquire(1, &NEVER, |d| told.push(d));
+        // A second's wait told slice by slice, so the stats see it before it ends.
+        assert_eq!(told.len(), 20, "{told:?}");
+        assert!(told.iter().all(|d| *d == SLEEP_SLICE), "{told:?}");
+    }
+
+    #[test]
     fn stop_cuts_a_wait_in_progress_short() {
         let (mut limiter, clock) = limiter(1, 10);
-        limiter.acquire(10, &NEVER);
+        take(&mut limiter, 10);
         let stop = Arc::new(AtomicBool::new(false));
         let waiter = {
             let stop = Arc::clone(&stop);
-            thread::spawn(move || limiter.acquire(10, &stop))
+            thread::spawn(move || {
+                let mut waited = Duration::ZERO;
+                limiter.acquire(10, &stop, |d| waited += d);
+                (waited, limiter)
+            })
         };
         // Raise the stop only once the ten-second wait has begun.
         while clock.sleeps.load(Ordering::SeqCst) == 0 {
             thread::yield_now();
         }
         stop.store(true, Ordering::SeqCst);
-        let waited = waiter.join().unwrap();
+        let (waited, mut limiter) = waiter.join().unwrap();
         assert!(waited < Duration::from_secs(9), "{waited:?}");
+        // Cut short, it took nothing: what the wait earned is still there.
+        let earned = waited.as_secs_f64().floor() as u64;
+        if earned > 0 {
+            assert_eq!(take(&mut limiter, earned), Duration::ZERO);
+        }
     }
 
     #[test]
-    fn refunds_never_exceed_the_burst() {
+    fn refunds_give_back_what_was_paid_and_no_more_than_the_burst() {
         let (mut limiter, _) = limiter(1, 10);
-        assert_eq!(limiter.acquire(10, &NEVER), Duration::ZERO);
-        limiter.refund(100);
-        assert_eq!(limiter.acquire(10, &NEVER), Duration::ZERO);
-        // Had the refund overfilled the bucket, this would go at once too.
-        let waited = limiter.acquire(10, &NEVER);
-        assert!(waited >= Duration::from_secs(10), "{waited:?}");
-        assert_eq!(limiter.step(), 5);
+        assert_eq!(take(&mut limiter, 10), Duration::ZERO);
+        limiter.refund(4);
+        assert_eq!(take(&mut limiter, 4), Duration::ZERO);
+        limiter.refund(4);
+        limiter.refund(10);
+        assert_eq!(take(&mut limiter, 10), Duration::ZERO);
+        // Had the refunds overfilled the bucket, this would go at once too.
+        assert_eq!(take(&mut limiter, 10), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_refund_above_a_tiny_burst_is_kept() {
+        let (mut limiter, clock) = limiter(1000, 1);
+        assert_eq!(take(&mut limiter, 500), Duration::from_millis(499));
+        // The write moved 200 of the 500 paid for: the other 300 go without a second wait.
+        limiter.refund(300);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(take(&mut limiter, 300), Duration::ZERO);
+        assert_eq!(take(&mut limiter, 1), Duration::from_millis(1));
     }
 }

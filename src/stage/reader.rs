@@ -69,7 +69,10 @@ impl<S: Slot> Reader<'_, S> {
         Ok(Some(slot))
     }
 
-    /// One read of at most `max` bytes, paced by the read-rate limit.
+    /// One read of at most `max` bytes, paced by the read-rate limit. The limiter is paid after
+    /// the read, for what it brought, and the chunk is offered only once paid: a short read
+    /// (or the end of the input) costs no wait for bytes that never came, and no refund is
+    /// needed. A stop cuts the wait short; what was read is still offered.
     pub(crate) fn read_once(
         &mut self,
         slot: &mut S,
@@ -77,37 +80,24 @@ impl<S: Slot> Reader<'_, S> {
         max: usize,
         stream: &mut S::Stream,
     ) -> anyhow::Result<Option<usize>> {
-        let max = match &mut self.limiter {
-            Some(limiter) => {
-                let max = max.min(limiter.step() as usize).max(1);
-                self.counters
-                    .throttled(limiter.acquire(max as u64, self.stop));
-                max
-            }
+        let max = match &self.limiter {
+            Some(limiter) => max.min(limiter.step() as usize).max(1),
             None => max,
         };
-        // A stop cuts a throttled wait short: do not read once more after it.
-        if self.stopping() {
-            return Ok(None);
-        }
         let filled = slot.fill(input.as_fd(), max, stream);
         if S::copies(stream) {
             self.counters.copying();
         }
         match filled {
             Ok(n) => {
-                if let Some(limiter) = &mut self.limiter {
-                    limiter.refund((max - n) as u64);
-                }
                 self.counters.moved(n);
+                let counters = self.counters;
+                if let Some(limiter) = &mut self.limiter {
+                    limiter.acquire(n as u64, self.stop, |waited| counters.throttled(waited));
+                }
                 Ok(Some(n))
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                if let Some(limiter) = &mut self.limiter {
-                    limiter.refund(max as u64);
-                }
-                Ok(None)
-            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
             Err(e) => Err(e).with_context(|| format!("read {}", input.name())),
         }
     }

@@ -39,7 +39,8 @@ fn records_in(data: &[u8], delimiter: u8) -> u64 {
 
 impl<S: Slot> Writer<'_, S> {
     /// How much of the slot's unsent bytes the next write may carry, and what that costs the
-    /// limiter. A write never exceeds half the burst, so a limited stream flows instead of lumping.
+    /// limiter. A write never exceeds the limiter's step (a twentieth of a second at the rate),
+    /// so a limited stream flows instead of lumping.
     fn next_piece(&self, slot: &S) -> (usize, u64) {
         let unsent = slot.unsent_len();
         match &self.pace {
@@ -85,8 +86,9 @@ impl<S: Slot> Writer<'_, S> {
         while slot.unsent_len() > 0 {
             let (piece, cost) = self.next_piece(slot);
             if let Some(pace) = &mut self.pace {
-                self.counters
-                    .throttled(pace.limiter().acquire(cost, &NEVER));
+                let counters = self.counters;
+                pace.limiter()
+                    .acquire(cost, &NEVER, |waited| counters.throttled(waited));
             }
             let drained = slot.drain(output.as_fd(), piece, stream);
             if S::copies(stream) {
@@ -145,8 +147,8 @@ mod tests {
         };
         let queue = Queue::new(limits, OnFull::Block, ManualClock::new());
         let counters = SideCounters::default();
-        // Ten records a second with a burst of ten: a write carries at most five records.
-        let limiter = Limiter::new(10, 10, ManualClock::new());
+        // A hundred records a second: a write carries at most five records.
+        let limiter = Limiter::new(100, 10, ManualClock::new());
         let writer = Writer {
             queue: &queue,
             counters: &counters,

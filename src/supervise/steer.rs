@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::cli::units::human_bytes;
 use crate::plan::Plan;
 use crate::queue::View;
 use crate::report::accounts::Accounts;
@@ -40,6 +41,8 @@ pub(crate) struct Steering {
     forced: Option<Outcome>,
     /// The input was refused under `fail`: what was accepted drains while it moves.
     rejected: Option<Drain>,
+    /// After a stop signal, when the drain ends whether or not it is done.
+    drain_deadline: Option<Instant>,
 }
 
 impl Steering {
@@ -57,6 +60,7 @@ impl Steering {
             stop_signal: None,
             forced: None,
             rejected: None,
+            drain_deadline: None,
         }
     }
 
@@ -170,9 +174,33 @@ impl Steering {
             Message::Signal(signal) => {
                 self.stop_signal = Some(signal);
                 self.stop_reader();
+                self.start_drain();
             }
             Message::StageDone { id, end } => self.on_stage_done(id.stage, end),
             Message::StatsFileOpened(opened) => self.reporter.stats_file_opened(opened),
+        }
+    }
+
+    /// Bounds the drain after a stop signal by `--drain-timeout`, and says so when there is
+    /// anything to drain: a service manager's stop must not wait on a slow rate or consumer, and
+    /// an operator must not wait without knowing why.
+    fn start_drain(&mut self) {
+        let timeout = self.plan.drain_timeout;
+        self.drain_deadline = Instant::now().checked_add(timeout);
+        let held = Accounts::held(&self.stages.counters.totals(), &self.stages.probe.view());
+        if held > 0 {
+            self.reporter.note(&anyhow::anyhow!(
+                "draining {} (at most {}; send the signal again to stop now)",
+                human_bytes(held),
+                humantime::format_duration(timeout)
+            ));
+        }
+    }
+
+    /// A drain past its deadline ends as a second signal would: the rest is unsent.
+    fn check_drain(&mut self, now: Instant) {
+        if self.drain_deadline.is_some_and(|deadline| now >= deadline) {
+            self.forced = self.stop_signal.map(Outcome::Signalled);
         }
     }
 
@@ -261,7 +289,10 @@ impl Steering {
             self.waking().then_some(WAKE_PERIOD),
         ];
         let checks = periods.into_iter().flatten().map(|period| now + period);
-        checks.chain(self.watch.next_deadline()).min()
+        checks
+            .chain(self.watch.next_deadline())
+            .chain(self.drain_deadline)
+            .min()
     }
 
     pub(crate) fn steer(&mut self, rx: &mpsc::Receiver<Message>) {
@@ -285,6 +316,7 @@ impl Steering {
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
+            self.check_drain(Instant::now());
         }
         if self.forced.is_some() {
             self.force_stop(rx);

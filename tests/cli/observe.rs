@@ -55,7 +55,7 @@ fn idle_time_earns_no_burst_beyond_the_cap() {
         sent
     });
     let mut received = read_within(&mut stdout, 256 << 10, STATE_WAIT);
-    // bpipe has sent all it had: it now sits idle for 2 s, eight times what the 64 KiB burst
+    // bpipe has sent all it had: it now sits idle for 2 s, twenty times what the 25.6 KiB burst
     // takes at the rate, which a limiter without a cap would turn into 512 KiB sent at once.
     std::thread::sleep(Duration::from_secs(2));
     go.send(()).unwrap();
@@ -64,7 +64,8 @@ fn idle_time_earns_no_burst_beyond_the_cap() {
     assert!(received == expected);
     let out = finish(child, DEADLINE);
     assert_eq!(out.code(), 0, "{}", out.stderr);
-    // The default burst is max(one chunk, rate / 10) = 64 KiB: the rest must wait for the rate.
+    // The default burst is rate / 10 = 25.6 KiB: the rest must wait for the rate (64 KiB of
+    // slack).
     let floor = (1024.0 - 64.0) / 256.0;
     assert!(
         took.as_secs_f64() >= floor * 0.9,
