@@ -179,3 +179,13 @@ fn a_stopped_pipeline_is_not_a_stall() {
         out.stderr
     );
 }
+
+#[test]
+fn throttling_by_a_rate_limit_is_not_a_stall() {
+    for limit in ["-L", "--read-rate"] {
+        let input = vec![0u8; 100 << 10];
+        let out = crate::util::run(&["-q", limit, "40K", "--stall-timeout", "500ms"], &input);
+        assert_eq!(out.code(), 0, "{limit}: {}", out.stderr);
+        assert_eq!(out.stdout.len(), input.len());
+    }
+}
