@@ -11,16 +11,18 @@
 #
 # The soak is a sequence of rounds of SOAK_ROUND_S seconds (default 20-60).
 # Round k uses policy k mod 4 (block, drop, drop-oldest, fail), line mode
-# (-l) on every other round, and a (-b, -n) setting drawn from a pool of 8
+# (-l) on every other round (alternating per policy too), and a (-b, -n)
+# setting drawn from a pool of 8
 # made from the master seed, so that settings recur and their memory can be
 # compared over time.  A round is
 #
 #   producer ─fifo─▶ bpipe --on-full P -b B -n N [-l] -i 1s --stats-format json ─fifo─▶ consumer
 #
 # - input: 8..SOAK_MAX_MIB MiB of numbered records `seq:NNNNNNNN <letters>\n`,
-#   mostly short, some up to 8 KiB, and in two rounds out of three a few of
-#   up to 300 KiB (longer than the small chunk sizes); a function of the
-#   round's seed, so a failing round can be rebuilt exactly;
+#   mostly short, some up to 8 KiB, and in two rounds out of three 0.3% or
+#   3% of up to 300 KiB (longer than the small chunk sizes; in half of
+#   those rounds the input ends with them); a function of the round's
+#   seed, so a failing round can be rebuilt exactly;
 # - the producer writes it in pieces of 1 B..64 KiB (256 B..64 KiB without
 #   -l), paced to end at 80% of the round, and records its long write(2)s;
 # - the consumer goes through phases: fast (1 MiB reads), slow (4 KiB reads
@@ -47,6 +49,10 @@
 #   fail          output a prefix of the input; exit 0 means all of it and
 #                 nothing dropped; exit 3 says `bpipe: input rejected`; with
 #                 -l it ends at a record boundary
+#   fail-hang     fail: once it has rejected input, bpipe does not wait 3 s
+#                 or more on a stopped consumer (one that never resumed
+#                 would hold it, and its exit 3, for ever)
+#   queue-bound   queue_chunks/queue_bytes and their peaks within capacity
 #   producer-blocked  not under block: no single write of the producer
 #                 waits 2 s or more (README: under drop "the producer never
 #                 waits"); not checked in a fail round that was rejected,
@@ -66,6 +72,7 @@
 #   SOAK_SEED      master seed (default: from the clock; printed)
 #   SOAK_ROUND_S   round length range in seconds, default 20-60
 #   SOAK_MAX_MIB   most input per round in MiB, default 32 (at least 8)
+#   SOAK_POLICIES  the policies to take turns, default "block drop drop-oldest fail"
 #   RESULTS_DIR    where the report and failing rounds' stderr are kept,
 #                  default bench/.results
 #   SOAK_KEEP_DATA 1 = also keep a failing round's input and output there
@@ -75,6 +82,10 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 POLICIES=(block drop drop-oldest fail)
+read -ra RUN_POLICIES <<<"${SOAK_POLICIES:-${POLICIES[*]}}"
+for p in "${RUN_POLICIES[@]}"; do
+    [[ " ${POLICIES[*]} " == *" $p "* ]] || die "SOAK_POLICIES: unknown policy '$p' (${POLICIES[*]})"
+done
 CHUNK_SIZES=(1K 4K 64K 256K 1M)
 RESULTS_DIR=${RESULTS_DIR:-$BENCH_DIR/.results}
 SOAK_MAX_MIB=${SOAK_MAX_MIB:-32}
@@ -129,18 +140,18 @@ now_ms() {
 
 write_helpers() {
     cat >"$WORK/gen.py" <<'PY'
-# gen.py SEED TOTAL LONG_PER_MILLE: numbered records on stdout, a pure
-# function of the arguments.  Payloads are lowercase letters only, so that
-# `seq:` appears only in headers.
+# gen.py SEED TOTAL LONG_PER_MILLE LONG_LAST: numbered records on stdout, a
+# pure function of the arguments; LONG_LAST=1 makes the last one long.
+# Payloads are lowercase letters only, so that `seq:` appears only in headers.
 import random, sys
-seed, total, long_pm = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+seed, total, long_pm, long_last = (int(x) for x in sys.argv[1:5])
 r = random.Random(seed)
 letters = bytes(97 + i % 26 for i in range(256))
 out = bytearray()
 seq = 0
 while len(out) < total:
     u = r.random() * 1000
-    if u < long_pm:
+    if u < long_pm or (long_last and len(out) + 300000 >= total):
         n = r.randint(8192, 307200)
     elif u < 100:
         n = r.randint(200, 8192)
@@ -292,6 +303,10 @@ for no, rec in records:
         for k in MONO:
             if k in rec and k in prev[1] and rec[k] < prev[1][k]:
                 fail("monotonic", "%s went from %s (line %d) to %s (line %d)" % (k, prev[1][k], prev[0], rec[k], no))
+    for k, cap in (("queue_chunks", "queue_capacity_chunks"), ("queue_peak_chunks", "queue_capacity_chunks"),
+                   ("queue_bytes", "queue_capacity_bytes"), ("queue_peak_bytes", "queue_capacity_bytes")):
+        if k in rec and cap in rec and rec[k] > rec[cap]:
+            fail("queue-bound", "%s record (stderr line %d): %s %s > %s %s" % (ev, no, k, rec[k], cap, rec[cap]))
     prev = (no, rec)
     good.append(rec)
 
@@ -457,8 +472,21 @@ if policy != "block":
     if rb >= 2.0:
         fail("reader-blocked", "reader_blocked_s %.2f under %s%s" % (rb, policy, why))
 
-# -- signals and intervals
+# -- fail must fail: after rejecting input, bpipe should not wait on a
+# consumer that has stopped reading (if it never resumed, exit 3 would
+# never come).  The rejection time is that of the first record with a
+# drop: SIGUSR1 records come every 100 ms.
 el = float(ex.get("elapsed_s", 0))
+if policy == "fail" and rejected:
+    rej = next((float(r["elapsed_s"]) for r in good if int(r.get("bytes_dropped", 0)) > 0), None)
+    stops = [tuple(int(x) / 1000 for x in st.split("-")) for st in a["stops"].split(",") if st]
+    if rej is not None:
+        waited = max((min(e, el) - max(b, rej) for b, e in stops), default=0)
+        if waited >= 3.0:
+            fail("fail-hang", "input rejected at %.1f s but bpipe exited only at %.1f s, after waiting %.1f s on the "
+                 "stopped consumer (it would wait for ever on a consumer that hangs)" % (rej, el, waited))
+
+# -- signals and intervals
 if counts["signal"] > sent:
     fail("sigusr1", "%d signal records for %d signals sent" % (counts["signal"], sent))
 elif counts["signal"] < sent // 10:
@@ -521,8 +549,11 @@ plan_round() {
     TOTAL=$(((8 + RANDOM % (SOAK_MAX_MIB - 7)) * 1048576))
     RATE=$((TOTAL * 10 / (secs * 8)))
     SLOW=$(((64 + RANDOM % 449) * 1024))
-    local longs=(0 2 10)
+    local longs=(0 3 30)
     LONG_PM=${longs[RANDOM % 3]}
+    # Half the rounds with long records end with one: the end of the input
+    # is where drop-oldest must keep the newest record.
+    LONG_LAST=$(((LONG_PM > 0) * (RANDOM % 2)))
     PH_KIND=() PH_END=()
     kind=$((RANDOM % 3))
     while (( t < secs * 1000 )); do
@@ -561,9 +592,9 @@ sample_rss() {
 # drive SECONDS: the tick loop while bpipe runs: SIGUSR1 every 100 ms, RSS
 # every second, the consumer's phases; kills a pipeline that hangs.
 drive() {
-    local secs=$1 t0 next_rss ph=-1 want i stopped_ms=0 last
+    local secs=$1 t0 next_rss ph=-1 want i stopped_ms=0 last stop_at=-1
     now_ms; t0=$NOW; next_rss=$NOW; last=$NOW
-    SENT=0 PEAK_RSS=0 PEAK_HWM=0 HUNG=0
+    SENT=0 PEAK_RSS=0 PEAK_HWM=0 HUNG=0 STOPS=""
     while kill -0 "$BPID" 2>/dev/null; do
         now_ms
         kill -USR1 "$BPID" 2>/dev/null && SENT=$((SENT + 1))
@@ -579,6 +610,8 @@ drive() {
         if (( want != ph )); then
             ph=$want
             if (( ph >= 0 )); then set_phase "${PH_KIND[ph]}"; else set_phase 0; fi
+            if (( stop_at >= 0 )); then STOPS+="$stop_at-$((NOW - t0)),"; stop_at=-1; fi
+            if (( ph >= 0 )) && (( PH_KIND[ph] == 2 )); then stop_at=$((NOW - t0)); fi
         fi
         if (( ph >= 0 )) && (( PH_KIND[ph] == 2 )); then stopped_ms=$((stopped_ms + NOW - last)); fi
         last=$NOW
@@ -592,8 +625,9 @@ drive() {
         read -rt 0.1 -u "$TICK_FD" || true
     done
     set_phase 0
-    STOPPED_S=$((stopped_ms / 1000))
     now_ms
+    if (( stop_at >= 0 )); then STOPS+="$stop_at-$((NOW - t0)),"; fi
+    STOPPED_S=$((stopped_ms / 1000))
     WALL_S=$(((NOW - t0) / 1000))
 }
 
@@ -608,19 +642,10 @@ wait_pid() {
     wait "$pid" || WAITED=$?
 }
 
-# run_round IDX SEED POLICY CHUNK CHUNKS LINES SECONDS: sets R_* results
-run_round() {
-    local idx=$1 seed=$2 policy=$3 chunk=$4 chunks=$5 lines=$6 secs=$7
-    local rd=$WORK/round
-    rm -rf "$rd"; mkdir -p "$rd"
-    plan_round "$seed" "$secs"
-    "$PYTHON" "$WORK/gen.py" "$seed" "$TOTAL" "$LONG_PM" >"$rd/in"
-    local long_max
-    long_max=$(awk '{ if (length($0) > m) m = length($0) } END { print m + 1 }' "$rd/in")
-    FLAGS=(--on-full "$policy" -b "$chunk" -n "$chunks")
-    if (( lines )); then FLAGS+=(-l); fi
-    FLAGS+=(-i 1s --stats-format json)
-
+# start_pipeline DIR LINES: producer | bpipe FLAGS | consumer over fifos,
+# once their signal handlers are in place; sets CPID, BPID, PRODPID, READY
+start_pipeline() {
+    local rd=$1 lines=$2
     mkfifo "$rd/p2b" "$rd/b2c"
     "$PYTHON" "$WORK/consumer.py" "$rd/out" "$rd/cstats" "$SLOW" <"$rd/b2c" &
     CPID=$!
@@ -628,40 +653,63 @@ run_round() {
     BPID=$!
     # 1-byte writes in line mode, where the check is exact whatever the
     # chunks; in byte mode 256 bytes at least (see check_pieces)
-    "$PYTHON" "$WORK/producer.py" "$rd/in" "$RATE" "$seed" $((lines ? 1 : 256)) "$rd/pstats" >"$rd/p2b" &
+    "$PYTHON" "$WORK/producer.py" "$rd/in" "$RATE" "$SEED" $((lines ? 1 : 256)) "$rd/pstats" >"$rd/p2b" &
     PRODPID=$!
     LIVE=("$PRODPID" "$BPID" "$CPID")
+    # Not ready = still running without its handlers after 10 s (a bpipe
+    # that has already finished, e.g. rejected under fail, is fine).
+    READY=1
+    wait_caught "$CPID" "$PYTHON_COMM" $((0x200 | 0x800)) || ! kill -0 "$CPID" 2>/dev/null || READY=0
+    wait_caught "$BPID" bpipe $((0x200)) || ! kill -0 "$BPID" 2>/dev/null || READY=0
+}
 
-    local ready=1
-    wait_caught "$CPID" "$PYTHON_COMM" $((0x200 | 0x800)) || ready=0
-    wait_caught "$BPID" bpipe $((0x200)) || ready=0
+# check_round DIR POLICY CHUNK CHUNKS LINES: runs check.py and the RSS
+# bound; sets R (the RESULT fields), R_FAILS, R_NOTES, R_BOUND_KIB
+check_round() {
+    local rd=$1 policy=$2 chunk=$3 chunks=$4 lines=$5 line kv result=""
+    local long_max
+    long_max=$(awk '{ if (length($0) > m) m = length($0) } END { print m + 1 }' "$rd/in")
+    R_FAILS=() R_NOTES=()
+    (( READY )) || R_FAILS+=("start: bpipe or the consumer never got ready (signal handlers) within 10 s")
+    (( HUNG )) && R_FAILS+=("hang: still running ${HANG_GRACE_S} s after the round's end; sent SIGTERM")
+    while IFS= read -r line; do
+        case $line in
+            FAIL\ *) R_FAILS+=("${line#FAIL }") ;;
+            NOTE\ *) R_NOTES+=("${line#NOTE }") ;;
+            RESULT\ *) result=${line#RESULT } ;;
+            *) R_FAILS+=("checker: $line") ;;   # a traceback: the script's own bug
+        esac
+    done < <("$PYTHON" "$WORK/check.py" policy="$policy" lines="$lines" status="$R_STATUS" \
+        chunk="$(size_bytes "$chunk")" long_max="$long_max" sent="$SENT" stops="$STOPS" \
+        input="$rd/in" output="$rd/out" stderr="$rd/err" pstats="$rd/pstats" cstats="$rd/cstats" 2>&1)
+    declare -gA R=()
+    for kv in $result; do R[${kv%%=*}]=${kv#*=}; done
+    R_BOUND_KIB=$((((chunks + 3) * $(size_bytes "$chunk") + 8 * 1048576) / 1024))
+    if (( PEAK_HWM > R_BOUND_KIB )); then
+        R_FAILS+=("rss: peak VmHWM ${PEAK_HWM} KiB > bound (n+3)*b + 8 MiB = ${R_BOUND_KIB} KiB")
+    fi
+}
+
+# run_round IDX SEED POLICY CHUNK CHUNKS LINES SECONDS: one round, checked
+run_round() {
+    local idx=$1 policy=$3 chunk=$4 chunks=$5 lines=$6 secs=$7
+    local rd=$WORK/round
+    SEED=$2
+    rm -rf "$rd"; mkdir -p "$rd"
+    plan_round "$SEED" "$secs"
+    "$PYTHON" "$WORK/gen.py" "$SEED" "$TOTAL" "$LONG_PM" "$LONG_LAST" >"$rd/in"
+    FLAGS=(--on-full "$policy" -b "$chunk" -n "$chunks")
+    if (( lines )); then FLAGS+=(-l); fi
+    FLAGS+=(-i 1s --stats-format json)
+
+    start_pipeline "$rd" "$lines"
     drive "$secs"
     wait_pid "$BPID" 10; R_STATUS=$WAITED
     wait_pid "$PRODPID" 10
     wait_pid "$CPID" 30
     LIVE=()
+    check_round "$rd" "$policy" "$chunk" "$chunks" "$lines"
 
-    R_FAILS=() R_NOTES=()
-    (( ready )) || R_FAILS+=("start: bpipe or the consumer never got ready (signal handlers) within 10 s")
-    (( HUNG )) && R_FAILS+=("hang: still running ${HANG_GRACE_S} s after the round's end; sent SIGTERM")
-    local line
-    while IFS= read -r line; do
-        case $line in
-            FAIL\ *) R_FAILS+=("${line#FAIL }") ;;
-            NOTE\ *) R_NOTES+=("${line#NOTE }") ;;
-            RESULT\ *) R_RESULT=${line#RESULT } ;;
-        esac
-    done < <("$PYTHON" "$WORK/check.py" policy="$policy" lines="$lines" status="$R_STATUS" \
-        chunk="$(size_bytes "$chunk")" long_max="$long_max" sent="$SENT" \
-        input="$rd/in" output="$rd/out" stderr="$rd/err" pstats="$rd/pstats" cstats="$rd/cstats" 2>&1 \
-        || echo "FAIL checker: check.py failed")
-    declare -gA R=()
-    local kv
-    for kv in $R_RESULT; do R[${kv%%=*}]=${kv#*=}; done
-    R_BOUND_KIB=$((((chunks + 3) * $(size_bytes "$chunk") + 8 * 1048576) / 1024))
-    if (( PEAK_HWM > R_BOUND_KIB )); then
-        R_FAILS+=("rss: peak VmHWM ${PEAK_HWM} KiB > bound (n+3)*b + 8 MiB = ${R_BOUND_KIB} KiB")
-    fi
     if (( ${#R_FAILS[@]} )) && [[ -n ${FAIL_DIR:-} ]]; then
         mkdir -p "$FAIL_DIR"
         cp "$rd/err" "$FAIL_DIR/round-$idx-$policy.stderr"
@@ -739,8 +787,9 @@ while :; do
         RANDOM=$seed
         secs=$((ROUND_MIN + RANDOM % (ROUND_MAX - ROUND_MIN + 1)))
         (( secs > left )) && secs=$left
-        policy=${POLICIES[idx % 4]}
-        lines=$(((idx + idx / 4) % 2))
+        np=${#RUN_POLICIES[@]}
+        policy=${RUN_POLICIES[idx % np]}
+        lines=$(((idx / np + idx % np) % 2))
         read -r chunk chunks <<<"${POOL[RANDOM % ${#POOL[@]}]}"
     fi
     run_round "$idx" "$seed" "$policy" "$chunk" "$chunks" "$lines" "$secs"
@@ -760,6 +809,7 @@ while :; do
     pct=$((PEAK_HWM * 100 / R_BOUND_KIB))
     (( pct > P_PCT[$policy] )) && P_PCT[$policy]=$pct
     key="-b $chunk -n $chunks"
+    if (( lines )); then key+=" -l"; fi   # line mode keeps chunks in memory: compare like with like
     S_ROUNDS[$key]=$((${S_ROUNDS[$key]:-0} + 1))
     S_BOUND[$key]=$R_BOUND_KIB
     if (( t_round < 60 )); then
@@ -779,8 +829,10 @@ while :; do
         verdict="FAILED ($(printf '%s\n' "${checks[@]}" | sort -u | paste -sd, -))"
     fi
     for f in ${R_NOTES[@]+"${R_NOTES[@]}"}; do NOTE_LINES+=("round $idx ($flags): $f"); done
-    log "$(printf '[%3d] %4ss %-42s seed %-10s %3ss (stopped %2ss) in %6s MiB out %6s MiB dropped %6s MiB exit %3s usr1 %4s/%-4s rss %5s/%s MiB: %s' \
-        "$idx" "$t_round" "$flags" "$seed" "$WALL_S" "$STOPPED_S" "$(mib "${R[bytes_in]:-0}")" "$(mib "${R[bytes_out]:-0}")" \
+    long="long $((LONG_PM / 10)).$((LONG_PM % 10))%"
+    if (( LONG_LAST )); then long+=" +end"; fi
+    log "$(printf '[%3d] %4ss %-42s seed %-10s %-14s %3ss (stopped %2ss) in %6s MiB out %6s MiB dropped %6s MiB exit %3s usr1 %4s/%-4s rss %5s/%s MiB: %s' \
+        "$idx" "$t_round" "$flags" "$seed" "$long" "$WALL_S" "$STOPPED_S" "$(mib "${R[bytes_in]:-0}")" "$(mib "${R[bytes_out]:-0}")" \
         "$(mib "${R[dropped]:-0}")" "$R_STATUS" "${R[signal]:-0}" "$SENT" "$(mib $((PEAK_HWM * 1024)))" \
         "$(mib $((R_BOUND_KIB * 1024)))" "$verdict")"
     for f in ${R_FAILS[@]+"${R_FAILS[@]}"}; do log "      FAIL $f"; done
@@ -823,7 +875,7 @@ now_ms
         printf '| %s | %d | %s | %s | %s MiB | %s |\n' "$key" "${S_ROUNDS[$key]}" \
             "${early:+$(mib $((early * 1024))) MiB}" "${late:+$(mib $((late * 1024))) MiB}" \
             "$(mib $((S_BOUND[$key] * 1024)))" "$okl"
-    done < <(printf '%s\n' "${!S_ROUNDS[@]}" | sort -t' ' -k2,2h -k4,4n)
+    done < <(printf '%s\n' "${!S_ROUNDS[@]}" | sort -t' ' -k2,2h -k4,4n -k5,5)
     echo
     if (( ${#FAILURES[@]} )); then
         echo "Failures (stderr of each failing round kept in $FAIL_DIR):"
