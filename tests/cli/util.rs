@@ -388,20 +388,10 @@ impl Running {
 
     /// Waits until stderr has a line containing `needle`; false after `timeout`.
     pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < timeout {
-            if self
-                .stderr_text
-                .lock()
-                .unwrap()
-                .lines()
-                .any(|l| l.contains(needle))
-            {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
-        false
+        poll(timeout, || {
+            let text = self.stderr_text.lock().unwrap();
+            text.lines().any(|l| l.contains(needle))
+        })
     }
 
     /// Polls `probe` until it gives a value, failing the test, with what bpipe wrote on stderr,
@@ -576,4 +566,28 @@ impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
     }
+}
+
+/// Polls `state` every few milliseconds until it holds or `timeout` passes; looks at least once.
+pub fn poll(timeout: Duration, mut state: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if state() {
+            return true;
+        }
+        if start.elapsed() >= timeout {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits up to `timeout` for the child to exit by itself; its status, or `None`.
+pub fn exit_within(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let mut status = None;
+    poll(timeout, || {
+        status = child.try_wait().expect("wait for bpipe");
+        status.is_some()
+    });
+    status
 }

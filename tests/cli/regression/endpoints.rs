@@ -2,12 +2,14 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::util::{Running, TempDir, bpipe, finish, random_bytes, record, run, sh, spawn_piped};
+use crate::util::{
+    Running, TempDir, bpipe, exit_within, finish, poll, random_bytes, record, run, sh, spawn_piped,
+};
 
 /// How long a stopped bpipe may take to exit: generous, as the machine is shared.
 const PROMPTLY: Duration = Duration::from_secs(10);
@@ -18,18 +20,6 @@ fn mkfifo(dir: &TempDir, name: &str) -> String {
     // SAFETY: a NUL-terminated path and a valid mode.
     assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
     path.to_str().unwrap().to_string()
-}
-
-/// Polls `state` every few milliseconds until it holds or `timeout` passes.
-fn poll(timeout: Duration, mut state: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if state() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-    false
 }
 
 /// Waits until bpipe catches `signal` (before that, the signal would kill it), then, as far as
@@ -54,15 +44,6 @@ fn wait_until_waiting_on_a_fifo(pid: i32, signal: i32) {
                     .is_ok_and(|wchan| wchan.contains("wait_for_partner"))
             })
     });
-}
-
-fn exit_within(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let mut status = None;
-    poll(timeout, || {
-        status = child.try_wait().expect("wait for bpipe");
-        status.is_some()
-    });
-    status
 }
 
 #[test]

@@ -1,9 +1,9 @@
 //! Overload policies and the stall watch: what each promises under a slow or stopped consumer.
 
 use std::io::Read;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::util::{Running, TempDir, record, sh};
+use crate::util::{Running, TempDir, exit_within, poll, record, sh};
 
 /// Waits until bpipe has read `total` bytes, as its interval records tell.
 fn until_read(bpipe: &Running, total: usize) {
@@ -12,18 +12,6 @@ fn until_read(bpipe: &Running, total: usize) {
         bpipe.wait_for_stderr(&needle, Duration::from_secs(20)),
         "bpipe never read all {total} bytes: the producer was held back"
     );
-}
-
-/// Waits for the process to end by itself, without reading its output.
-fn exits_within(bpipe: &mut Running, limit: Duration) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if bpipe.child.try_wait().unwrap().is_some() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    false
 }
 
 fn long_record(len: usize) -> Vec<u8> {
@@ -48,15 +36,11 @@ fn drop_oldest_delivers_the_record_after_a_long_one() {
     let json = ["-i", "10ms", "--stats-format", "json"];
     let bpipe = Running::start(&[&args[..], &json].concat(), input, false);
     // The consumer comes late: once the queue is full, or bpipe has read everything.
-    let start = Instant::now();
-    while !bpipe.wait_for_stderr("\"queue_chunks\":4,", Duration::from_millis(10))
-        && !bpipe.wait_for_stderr("\"bytes_in\":100027,", Duration::from_millis(10))
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "bpipe made no progress"
-        );
-    }
+    let ready = poll(Duration::from_secs(20), || {
+        bpipe.wait_for_stderr("\"queue_chunks\":4,", Duration::ZERO)
+            || bpipe.wait_for_stderr("\"bytes_in\":100027,", Duration::ZERO)
+    });
+    assert!(ready, "bpipe made no progress");
     let out = bpipe.finish(Vec::new());
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.lines().last(), Some("LAST"), "{}", out.stderr);
@@ -107,7 +91,7 @@ fn fail_lets_through_whole_records_only() {
     let args = ["-l", "--on-full", "fail", "-n", "4", "-b", "4K"];
     let mut bpipe = Running::start(&args, input, false);
     assert!(
-        exits_within(&mut bpipe, Duration::from_secs(20)),
+        exit_within(&mut bpipe.child, Duration::from_secs(20)).is_some(),
         "bpipe did not exit"
     );
     let out = bpipe.finish(Vec::new());
@@ -124,7 +108,7 @@ fn fail_exits_promptly_when_the_consumer_hangs() {
     // fail into block.
     assert!(bpipe.wait_for_stderr("input rejected", Duration::from_secs(10)));
     assert!(
-        exits_within(&mut bpipe, Duration::from_secs(10)),
+        exit_within(&mut bpipe.child, Duration::from_secs(10)).is_some(),
         "fail behaved like block"
     );
     let mut stdout = Vec::new();
