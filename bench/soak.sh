@@ -432,7 +432,10 @@ elif policy == "fail":
         fail("fail", "output is not a prefix of the input: differs at byte %d (%s)" % (d, record_at(d)))
     if status == 0 and (out != inp or bd):
         fail("fail", "exit 0 but %d of %d bytes arrived, %d dropped" % (len(out), len(inp), bd))
-    if lines and out and not out.endswith(b"\n"):
+    # A drain the consumer stopped taking for a second ends with the rest unsent (README,
+    # fail): the record being written then may be cut, and only then.
+    gave_up = int(ex.get("bytes_unsent", 0)) > 0
+    if lines and out and not out.endswith(b"\n") and not gave_up:
         fail("fail", "-l: output ends inside a record: %s, %d of its %d bytes"
              % (record_at(len(out)), len(out) - out.rfind(b"\n") - 1,
                 inp.find(b"\n", len(out)) - out.rfind(b"\n")))

@@ -223,6 +223,11 @@ impl<P: Payload> Queue<P> {
         self.sync.wake_all();
     }
 
+    /// The relay is stopping: nothing more will be written.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.sync.lock().closed
+    }
+
     /// Returns the slot the writer has emptied, and waits for the next chunk. `None` once the
     /// input is done and the queue is empty, or the relay is closing.
     pub(crate) fn pop(&self, emptied: Option<P>) -> Option<Item<P>> {

@@ -30,6 +30,13 @@ pub(crate) struct Writer<'a, S> {
     pub(crate) pace: Option<Pace>,
 }
 
+/// How far a slot got.
+enum Written {
+    Whole,
+    /// The relay closed while a write was cut short: the rest stays unsent.
+    Abandoned,
+}
+
 /// The writer never gives up on its own: it only stops when the queue closes.
 static NEVER: AtomicBool = AtomicBool::new(false);
 
@@ -77,12 +84,14 @@ impl<S: Slot> Writer<'_, S> {
         }
     }
 
+    /// Writes the slot out, unless the relay closes meanwhile: a forced end interrupts a write
+    /// blocked on the consumer, and what the kernel took by then is counted, the rest not sent.
     fn write_slot(
         &mut self,
         slot: &mut S,
         output: &Endpoint,
         stream: &mut S::Stream,
-    ) -> io::Result<()> {
+    ) -> io::Result<Written> {
         while slot.unsent_len() > 0 {
             let (piece, cost) = self.next_piece(slot);
             if let Some(pace) = &mut self.pace {
@@ -94,19 +103,22 @@ impl<S: Slot> Writer<'_, S> {
             if S::copies(stream) {
                 self.counters.copying();
             }
-            let refund = match drained {
+            let (refund, cut_short) = match drained {
                 Ok(n) => {
                     self.counters.moved(n);
-                    self.unused(slot, piece, cost, n)
+                    (self.unused(slot, piece, cost, n), n < piece)
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => cost,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => (cost, true),
                 Err(e) => return Err(e),
             };
             if let (Some(pace), 1..) = (&mut self.pace, refund) {
                 pace.limiter().refund(refund);
             }
+            if cut_short && self.queue.is_closed() {
+                return Ok(Written::Abandoned);
+            }
         }
-        Ok(())
+        Ok(Written::Whole)
     }
 
     /// Writes chunks until the input is done and the queue is empty, then ends the stream. On a
@@ -116,11 +128,14 @@ impl<S: Slot> Writer<'_, S> {
         let mut emptied = None;
         while let Some(item) = self.queue.pop(emptied.take()) {
             let mut slot = item.slot;
-            if let Err(e) = self.write_slot(&mut slot, output, &mut stream) {
-                self.queue.close();
-                return Err(e);
+            match self.write_slot(&mut slot, output, &mut stream) {
+                Ok(Written::Whole) => self.counters.chunk(),
+                Ok(Written::Abandoned) => return Ok(()),
+                Err(e) => {
+                    self.queue.close();
+                    return Err(e);
+                }
             }
-            self.counters.chunk();
             emptied = Some(slot);
         }
         output.finish()

@@ -267,14 +267,22 @@ impl Steering {
         self.rejected = Some(Drain::new(bytes_out, Instant::now()));
     }
 
-    /// Ends a run that cannot finish by itself: the reader is released and joined, the writer is
-    /// left where it is (it may be stuck in a write that will never return).
+    /// Ends a run that cannot finish by itself. The reader is released and joined; the writer
+    /// is interrupted, so that a write blocked on a consumer that takes nothing returns what the
+    /// kernel took (and `bytes_out` tells exactly what the consumer gets), then gives up. A
+    /// writer stuck where no signal reaches is left there after the grace period.
     fn force_stop(&mut self, rx: &mpsc::Receiver<Message>) {
         self.stages.stop.store(true, Ordering::Relaxed);
         self.stages.probe.close();
         let deadline = Instant::now() + READER_GRACE;
-        while self.reader_end.is_none() && Instant::now() < deadline {
-            signals::wake(self.stages.reader_thread());
+        while (self.reader_end.is_none() || self.writer_end.is_none()) && Instant::now() < deadline
+        {
+            if self.reader_end.is_none() {
+                signals::wake(self.stages.reader_thread());
+            }
+            if self.writer_end.is_none() {
+                signals::wake(self.stages.writer_thread());
+            }
             if let Ok(Message::StageDone { id, end }) = rx.recv_timeout(WAKE_PERIOD) {
                 self.on_stage_done(id.stage, end);
             }

@@ -8,7 +8,8 @@ use std::thread;
 use std::time::Duration;
 
 use crate::util::{
-    Running, TempDir, bpipe, exit_within, finish, poll, random_bytes, record, run, sh, spawn_piped,
+    Running, TempDir, bpipe, exit_within, finish, poll, random_bytes, record, require_tool, run,
+    sh, spawn_piped,
 };
 
 /// How long a stopped bpipe may take to exit: generous, as the machine is shared.
@@ -283,6 +284,9 @@ fn non_blocking(fd: u8, pipeline: &str) -> crate::util::Output {
 
 #[test]
 fn a_non_blocking_standard_input_ended_the_run() {
+    if !require_tool("python3", "python3") {
+        return;
+    }
     for args in ["--no-splice", "-l", ""] {
         let out = non_blocking(
             0,
@@ -301,6 +305,9 @@ fn a_non_blocking_standard_input_ended_the_run() {
 
 #[test]
 fn a_non_blocking_standard_output_ended_the_run() {
+    if !require_tool("python3", "python3") {
+        return;
+    }
     for args in ["--no-splice", "-l", ""] {
         let out = non_blocking(
             1,

@@ -173,3 +173,25 @@ fn throttling_by_a_rate_limit_is_not_a_stall() {
         assert_eq!(out.stdout.len(), input.len());
     }
 }
+
+#[test]
+fn a_forced_end_counted_less_than_the_consumer_got() {
+    // Records longer than the output pipe: the writer is inside one when the consumer stops
+    // taking, the drain after the rejection gives up, and the write under way is cut short.
+    let long = |i: usize| format!("r{i:04} {}\n", "x".repeat(1_500_000)).into_bytes();
+    let input: Vec<u8> = (0..6).flat_map(long).collect();
+    let args = ["-l", "--on-full", "fail", "-b", "2M", "-n", "2", "--stats-format", "json"];
+    let mut bpipe = Running::start(&args, input, false);
+    let mut received = vec![0u8; 300_000];
+    bpipe.stdout.read_exact(&mut received).unwrap();
+    assert!(
+        exit_within(&mut bpipe.child, Duration::from_secs(20)).is_some(),
+        "the drain never gave up"
+    );
+    let out = bpipe.finish(received);
+    assert_eq!(out.code(), 3, "{}", out.stderr);
+    let exit = record(&out.stderr, "exit");
+    assert_eq!(exit.u64("bytes_out"), out.stdout.len() as u64, "{}", out.stderr);
+    assert!(exit.u64("bytes_unsent") > 0);
+    crate::util::assert_accounts(&exit);
+}
