@@ -180,7 +180,17 @@ fn a_forced_end_counted_less_than_the_consumer_got() {
     // taking, the drain after the rejection gives up, and the write under way is cut short.
     let long = |i: usize| format!("r{i:04} {}\n", "x".repeat(1_500_000)).into_bytes();
     let input: Vec<u8> = (0..6).flat_map(long).collect();
-    let args = ["-l", "--on-full", "fail", "-b", "2M", "-n", "2", "--stats-format", "json"];
+    let args = [
+        "-l",
+        "--on-full",
+        "fail",
+        "-b",
+        "2M",
+        "-n",
+        "2",
+        "--stats-format",
+        "json",
+    ];
     let mut bpipe = Running::start(&args, input, false);
     let mut received = vec![0u8; 300_000];
     bpipe.stdout.read_exact(&mut received).unwrap();
@@ -191,7 +201,12 @@ fn a_forced_end_counted_less_than_the_consumer_got() {
     let out = bpipe.finish(received);
     assert_eq!(out.code(), 3, "{}", out.stderr);
     let exit = record(&out.stderr, "exit");
-    assert_eq!(exit.u64("bytes_out"), out.stdout.len() as u64, "{}", out.stderr);
+    assert_eq!(
+        exit.u64("bytes_out"),
+        out.stdout.len() as u64,
+        "{}",
+        out.stderr
+    );
     assert!(exit.u64("bytes_unsent") > 0);
     crate::util::assert_accounts(&exit);
 }
