@@ -44,7 +44,8 @@ fn every_chunk_and_queue_size_is_byte_exact() {
 #[test]
 fn line_mode_is_byte_exact() {
     let mut input = Vec::new();
-    for i in 0..50_000 {
+    // 3 MiB: at 7-byte chunks a debug build on a loaded machine takes its time.
+    for i in 0..20_000 {
         input.extend_from_slice(format!("record {i} {}\n", "x".repeat(i % 300)).as_bytes());
     }
     input.extend_from_slice(b"last record without newline");
