@@ -36,7 +36,9 @@ fn pipes_and_odd_sizes_are_byte_exact() {
     for len in [0, 1, 4095, 4097, 65_537, 3_000_001] {
         let input = random_bytes(len, len as u64);
         for chunk in ["1", "7", "4096", "65537", "1MiB"] {
-            if chunk == "1" && len > 70_000 {
+            // Byte- and 7-byte chunks hand each other hundreds of thousands of chunks over 3 MB:
+            // on a loaded machine that is minutes of thread switches for no more coverage.
+            if (chunk == "1" || chunk == "7") && len > 70_000 {
                 continue;
             }
             let out = run(&["-q", "-b", chunk, "-n", "3"], &input);
