@@ -284,16 +284,17 @@ fn launch<S: Slot + 'static>(
         stop: Arc::new(AtomicBool::new(false)),
     };
     shared.queue.stock(stock.slots);
-    let reader = spawn_reader(
+    // The writer first: a reader that cannot be started leaves nothing read, while a reader
+    // already reading when the writer cannot start would leave what it read unaccounted for.
+    let output_opening = Arc::new(AtomicBool::new(true));
+    let writer = spawn_writer(
         shared.clone(),
         plan,
-        stock.chunk_size,
-        read,
-        inputs,
+        output,
+        output_opening.clone(),
         tx.clone(),
     )?;
-    let output_opening = Arc::new(AtomicBool::new(true));
-    let writer = spawn_writer(shared.clone(), plan, output, output_opening.clone(), tx)?;
+    let reader = spawn_reader(shared.clone(), plan, stock.chunk_size, read, inputs, tx)?;
     Ok(Stages {
         probe: shared.queue,
         counters: shared.counters,
