@@ -207,7 +207,12 @@ fn wait_until(child: &mut Child, deadline: Instant) -> ExitStatus {
 
 /// Starts bpipe with stdin, stdout and stderr all piped to the test.
 pub fn spawn_piped(args: &[&str]) -> Child {
-    bpipe(args)
+    pipe_all(bpipe(args))
+}
+
+/// Starts `command` with stdin, stdout and stderr all piped to the test.
+pub fn pipe_all(mut command: Command) -> Child {
+    command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

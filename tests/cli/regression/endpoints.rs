@@ -47,11 +47,8 @@ fn wait_until_waiting_on_a_fifo(pid: i32, signal: i32) {
     });
 }
 
-#[test]
-fn sigterm_was_ignored_while_opening_a_fifo_input() {
-    let dir = TempDir::new("fifo-input-term");
-    let fifo = mkfifo(&dir, "in");
-    let mut bpipe = Running::start(&["--stats-format", "json", &fifo], Vec::new(), true);
+/// Sends SIGTERM once bpipe waits on a FIFO, and checks that it exits 143 promptly.
+fn sigterm_ends_the_fifo_wait(bpipe: &mut Running) {
     wait_until_waiting_on_a_fifo(bpipe.pid(), libc::SIGTERM);
     bpipe.signal(libc::SIGTERM);
     let status = exit_within(&mut bpipe.child, PROMPTLY);
@@ -60,6 +57,14 @@ fn sigterm_was_ignored_while_opening_a_fifo_input() {
         Some(143),
         "still waiting on the FIFO"
     );
+}
+
+#[test]
+fn sigterm_was_ignored_while_opening_a_fifo_input() {
+    let dir = TempDir::new("fifo-input-term");
+    let fifo = mkfifo(&dir, "in");
+    let mut bpipe = Running::start(&["--stats-format", "json", &fifo], Vec::new(), true);
+    sigterm_ends_the_fifo_wait(&mut bpipe);
     let out = bpipe.finish(Vec::new());
     assert_eq!(record(&out.stderr, "exit").u64("exit_status"), 143);
 }
@@ -115,14 +120,7 @@ fn sigterm_was_ignored_while_opening_a_fifo_output() {
     let fifo = mkfifo(&dir, "out");
     let args = ["--stats-format", "json", "-o", &fifo];
     let mut bpipe = Running::start(&args, random_bytes(100_000, 3), true);
-    wait_until_waiting_on_a_fifo(bpipe.pid(), libc::SIGTERM);
-    bpipe.signal(libc::SIGTERM);
-    let status = exit_within(&mut bpipe.child, PROMPTLY);
-    assert_eq!(
-        status.and_then(|s| s.code()),
-        Some(143),
-        "still waiting on the FIFO"
-    );
+    sigterm_ends_the_fifo_wait(&mut bpipe);
     let out = bpipe.finish(Vec::new());
     let exit = record(&out.stderr, "exit");
     assert_eq!(exit.u64("bytes_out"), 0);

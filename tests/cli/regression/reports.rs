@@ -3,11 +3,13 @@
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::util::{DEADLINE, Json, Output, TempDir, bin, finish, random_bytes, record, run, sh};
+use crate::util::{
+    DEADLINE, Json, Output, TempDir, bin, finish, pipe_all, random_bytes, record, run, sh,
+};
 
 fn pipe_max_size() -> usize {
     std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
@@ -144,13 +146,8 @@ fn pipes_open(pid: u32) -> usize {
 }
 
 /// Starts `command` with its stdin held open by the returned handle.
-fn start_idle(mut command: Command) -> (Child, std::process::ChildStdin) {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start bpipe");
+fn start_idle(command: Command) -> (Child, std::process::ChildStdin) {
+    let mut child = pipe_all(command);
     let stdin = child.stdin.take().unwrap();
     wait_until_started(&mut child);
     (child, stdin)
@@ -194,13 +191,8 @@ fn as_nobody(args: &[&str]) -> Result<Command, String> {
     Ok(command)
 }
 
-fn run_command(mut command: Command, input: &[u8]) -> Output {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start bpipe");
+fn run_command(command: Command, input: &[u8]) -> Output {
+    let mut child = pipe_all(command);
     let mut stdin = child.stdin.take().unwrap();
     let input = input.to_vec();
     let feeder = thread::spawn(move || {
