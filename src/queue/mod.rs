@@ -79,6 +79,8 @@ pub(crate) struct View {
     pub(crate) writer_idle: Duration,
     pub(crate) reader_waiting: bool,
     pub(crate) writer_waiting: bool,
+    /// How long the reader has been waiting in the wait going on now, if any.
+    pub(crate) reader_wait_now: Duration,
     pub(crate) drops: Drops,
     /// Bytes the reader offered, whatever became of them.
     pub(crate) offered_bytes: u64,
@@ -223,6 +225,20 @@ impl<P: Payload> Queue<P> {
         self.sync.wake_all();
     }
 
+    /// Takes back a slot the consumer handed on (shared by several outputs) once all are done.
+    pub(crate) fn recycle(&self, slot: P) {
+        let mut state = self.sync.lock();
+        state.storage.recycle(slot);
+        self.sync.wake(&mut state, Side::Reader);
+    }
+
+    /// A slot handed on is gone for good: another may be made in its place.
+    pub(crate) fn forget_slot(&self) {
+        let mut state = self.sync.lock();
+        state.storage.forget();
+        self.sync.wake(&mut state, Side::Reader);
+    }
+
     /// The relay is stopping: nothing more will be written.
     pub(crate) fn is_closed(&self) -> bool {
         self.sync.lock().closed
@@ -278,6 +294,7 @@ impl<P: Payload> Queue<P> {
             reader_blocked: state.waits.total(Side::Reader, now),
             writer_idle: state.waits.total(Side::Writer, now),
             reader_waiting: state.waits.is_waiting(Side::Reader),
+            reader_wait_now: state.waits.ongoing(Side::Reader, now),
             writer_waiting: state.waits.is_waiting(Side::Writer),
             drops: state.admission.drops(),
             offered_bytes: state.offered_bytes,

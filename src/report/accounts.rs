@@ -63,7 +63,7 @@ mod tests {
             };
             Run {
                 queue: Queue::new(limits, policy, crate::clock::system()),
-                counters: Counters::default(),
+                counters: Counters::new(1),
             }
         }
 
@@ -82,7 +82,7 @@ mod tests {
         /// Takes a chunk and writes `len` of it.
         fn write(&self, len: usize) {
             let item = self.queue.pop(None).expect("a chunk to write");
-            self.counters.output.moved(len.min(item.len));
+            self.counters.outputs[0].moved(len.min(item.len));
         }
 
         fn exit(&self) -> Accounts {

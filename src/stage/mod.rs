@@ -9,25 +9,26 @@ use std::thread::{self, JoinHandle};
 
 use anyhow::Context;
 
-use crate::cli::RateUnit;
 use crate::clock;
-use crate::io::endpoint::{Endpoint, Unopened};
+use crate::io::endpoint::Unopened;
 use crate::io::sys;
 use crate::plan::{DataPath, PaceSpec, Plan};
 use crate::queue::Queue;
 use crate::report::counters::{Counters, SideTotals};
-use crate::slot::Slot;
 use crate::slot::memory::MemSlot;
 use crate::slot::pipe::PipeSlot;
 use crate::slot::ring::{self, Ring};
+use crate::slot::{Share, Slot};
 use crate::supervise::message::{Message, Stage, StageExit, StageId};
 use crate::supervise::probe::Probe;
 use limiter::Limiter;
+use outputs::OutputStage;
 use reader::{Reader, ReaderExit};
-use writer::{Pace, Writer};
 
+mod fanout;
 pub(crate) mod limiter;
 mod lines;
+mod outputs;
 pub(crate) mod reader;
 pub(crate) mod writer;
 
@@ -39,10 +40,8 @@ pub(crate) struct Stages {
     pub(crate) stop: Arc<AtomicBool>,
     /// Kept unjoined, so that the thread handles stay valid for wake-ups.
     reader: JoinHandle<()>,
-    writer: JoinHandle<()>,
-    /// Raised while the writer opens its output: a FIFO's open waits for a reader, and only a
-    /// wake-up lets a stop reach it there.
-    output_opening: Arc<AtomicBool>,
+    /// One writer per output, in order.
+    writers: Vec<OutputStage>,
     /// The data path started on; a side may still copy where the kernel refuses to splice.
     path: DataPath,
 }
@@ -61,15 +60,13 @@ impl Stages {
         self.reader.as_pthread_t()
     }
 
-    pub(crate) fn writer_thread(&self) -> libc::pthread_t {
-        self.writer.as_pthread_t()
+    pub(crate) fn writer_thread(&self, index: usize) -> libc::pthread_t {
+        self.writers[index].thread.as_pthread_t()
     }
 
-    /// The writer's thread while it is still opening its output.
-    pub(crate) fn opening_writer(&self) -> Option<libc::pthread_t> {
-        self.output_opening
-            .load(Ordering::Relaxed)
-            .then(|| self.writer.as_pthread_t())
+    /// Whether this writer is still opening its output.
+    pub(crate) fn is_opening(&self, index: usize) -> bool {
+        self.writers[index].opening.load(Ordering::Relaxed)
     }
 }
 
@@ -116,11 +113,10 @@ impl Stock<MemSlot> {
 pub(crate) fn start(
     plan: &Plan,
     inputs: Vec<Unopened>,
-    mut outputs: Vec<Unopened>,
+    outputs: Vec<Unopened>,
     tx: mpsc::Sender<Message>,
     note: impl FnOnce(anyhow::Error),
 ) -> anyhow::Result<Stages> {
-    let output = outputs.pop().context("no output to write to")?;
     match plan.data_path {
         DataPath::Splice => match ring::make(plan.limits.slots, plan.chunk_size) {
             Ok(Ring::Splice { first, chunk_size }) => {
@@ -129,35 +125,26 @@ pub(crate) fn start(
                     chunk_size,
                     path: DataPath::Splice,
                 };
-                launch::<PipeSlot>(plan, stock, read_chunks, inputs, output, tx)
+                launch::<PipeSlot>(plan, stock, read_chunks, inputs, outputs, tx)
             }
             Ok(Ring::OverBudget) => {
-                launch(plan, Stock::copy(plan), read_chunks, inputs, output, tx)
+                launch(plan, Stock::copy(plan), read_chunks, inputs, outputs, tx)
             }
             Err(e) => {
                 note(anyhow::Error::new(e).context(format!(
                     "cannot make a ring of {} pipes for splice; using the copy path",
                     plan.limits.slots
                 )));
-                launch(plan, Stock::copy(plan), read_chunks, inputs, output, tx)
+                launch(plan, Stock::copy(plan), read_chunks, inputs, outputs, tx)
             }
         },
-        DataPath::Copy => launch(plan, Stock::copy(plan), read_chunks, inputs, output, tx),
-        DataPath::Lines { .. } => launch(plan, Stock::copy(plan), read_lines, inputs, output, tx),
+        DataPath::Copy => launch(plan, Stock::copy(plan), read_chunks, inputs, outputs, tx),
+        DataPath::Lines { .. } => launch(plan, Stock::copy(plan), read_lines, inputs, outputs, tx),
     }
 }
 
 fn limiter(pace: &PaceSpec) -> Limiter {
     Limiter::new(pace.rate, pace.burst, clock::system())
-}
-
-fn pace(plan: &Plan) -> Option<Pace> {
-    plan.write_pace.as_ref().map(|spec| match spec.unit {
-        RateUnit::Bytes => Pace::Bytes(limiter(spec)),
-        RateUnit::Lines => {
-            Pace::Records(limiter(spec), plan.data_path.delimiter().unwrap_or(b'\n'))
-        }
-    })
 }
 
 fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> anyhow::Result<JoinHandle<()>> {
@@ -167,12 +154,11 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> anyhow::Result<Joi
         .with_context(|| format!("cannot start the {name} thread"))
 }
 
-fn done(tx: &mpsc::Sender<Message>, stage: Stage, end: anyhow::Result<StageExit>) {
-    let id = StageId { stage, index: 0 };
+fn done(tx: &mpsc::Sender<Message>, id: StageId, end: anyhow::Result<StageExit>) {
     let _ = tx.send(Message::StageDone { id, end });
 }
 
-/// What both stages share.
+/// What both sides share.
 struct Shared<S> {
     queue: Arc<Queue<S>>,
     counters: Arc<Counters>,
@@ -216,92 +202,46 @@ fn spawn_reader<S: Slot + 'static>(
             // Refused input is refused at once: the producer must not block as under `block`.
             let _ = sys::release_stdin();
         }
-        done(&tx, Stage::Reader, end.map(StageExit::Read));
-    })
-}
-
-fn write<S: Slot>(writer: Writer<'_, S>, output: &Endpoint) -> anyhow::Result<StageExit> {
-    let queue = writer.queue;
-    match panic::catch_unwind(AssertUnwindSafe(|| writer.run(output))) {
-        Ok(end) => end
-            .map(|()| StageExit::Wrote)
-            .with_context(|| format!("write {}", output.name())),
-        Err(_) => {
-            queue.close();
-            Err(anyhow::anyhow!("the writer stopped on an internal error"))
-        }
-    }
-}
-
-/// The writer opens its output itself, so that a FIFO's wait for a reader holds up neither the
-/// reader nor the steering. Without an output (a stop came first, or the open failed), the queue
-/// closes and its bytes are unsent.
-fn spawn_writer<S: Slot + 'static>(
-    shared: Shared<S>,
-    plan: &Plan,
-    output: Unopened,
-    opening: Arc<AtomicBool>,
-    tx: mpsc::Sender<Message>,
-) -> anyhow::Result<JoinHandle<()>> {
-    let pace = pace(plan);
-    spawn("writer", move || {
-        let opened = output.open(&shared.stop);
-        opening.store(false, Ordering::Relaxed);
-        let end = match opened {
-            Ok(Some(output)) => {
-                let writer = Writer {
-                    queue: &shared.queue,
-                    counters: &shared.counters.output,
-                    pace,
-                };
-                write(writer, &output)
-            }
-            Ok(None) => {
-                shared.queue.close();
-                Ok(StageExit::Wrote)
-            }
-            Err(e) => {
-                shared.queue.close();
-                Err(e)
-            }
+        let id = StageId {
+            stage: Stage::Reader,
+            index: 0,
         };
-        done(&tx, Stage::Writer, end);
+        done(&tx, id, end.map(StageExit::Read));
     })
 }
 
-/// Starts both stages on slots of type `S`, the queue stocked with `stock`.
-fn launch<S: Slot + 'static>(
+/// Starts both sides on slots of type `S`, the queue stocked with `stock`.
+fn launch<S: Share>(
     plan: &Plan,
     stock: Stock<S>,
     read: ReadFn<S>,
     inputs: Vec<Unopened>,
-    output: Unopened,
+    outputs: Vec<Unopened>,
     tx: mpsc::Sender<Message>,
 ) -> anyhow::Result<Stages> {
     let shared = Shared {
         queue: Arc::new(Queue::new(plan.limits, plan.policy, clock::system())),
-        counters: Arc::new(Counters::default()),
+        counters: Arc::new(Counters::new(outputs.len())),
         stop: Arc::new(AtomicBool::new(false)),
     };
     shared.queue.stock(stock.slots);
-    // The writer first: a reader that cannot be started leaves nothing read, while a reader
-    // already reading when the writer cannot start would leave what it read unaccounted for.
-    let output_opening = Arc::new(AtomicBool::new(true));
-    let writer = spawn_writer(
-        shared.clone(),
+    // The writers first: a reader that cannot be started leaves nothing read, while a reader
+    // already reading when a writer cannot start would leave what it read unaccounted for.
+    let (probe, writers) = outputs::start(
         plan,
-        output,
-        output_opening.clone(),
-        tx.clone(),
+        &shared.queue,
+        &shared.counters,
+        &shared.stop,
+        outputs,
+        &tx,
     )?;
     let reader = spawn_reader(shared.clone(), plan, stock.chunk_size, read, inputs, tx)?;
     Ok(Stages {
-        probe: shared.queue,
+        probe,
         counters: shared.counters,
         stop: shared.stop,
         reader,
-        writer,
-        output_opening,
+        writers,
         path: stock.path,
     })
 }
