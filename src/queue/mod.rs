@@ -8,7 +8,7 @@
 //! uncontended lock per chunk and side.
 
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::cli::OnFull;
 use crate::clock::SharedClock;
@@ -79,8 +79,8 @@ pub(crate) struct View {
     pub(crate) writer_idle: Duration,
     pub(crate) reader_waiting: bool,
     pub(crate) writer_waiting: bool,
-    /// How long the reader has been waiting in the wait going on now, if any.
-    pub(crate) reader_wait_now: Duration,
+    /// How long every chunk offered has had to wait for room: the consumer is behind.
+    pub(crate) full_for: Duration,
     pub(crate) drops: Drops,
     /// Bytes the reader offered, whatever became of them.
     pub(crate) offered_bytes: u64,
@@ -99,6 +99,8 @@ struct State<P> {
     waits: Waits,
     input_done: bool,
     closed: bool,
+    /// Since when every chunk offered has had to wait for room.
+    full_since: Option<Instant>,
     offered_bytes: u64,
     refused_bytes: u64,
     discarded_bytes: u64,
@@ -124,6 +126,7 @@ impl<P: Payload> Queue<P> {
             waits: Waits::default(),
             input_done: false,
             closed: false,
+            full_since: None,
             offered_bytes: 0,
             refused_bytes: 0,
             discarded_bytes: 0,
@@ -182,6 +185,7 @@ impl<P: Payload> Queue<P> {
         let mut state = self.sync.lock();
         state.offered_bytes += item.len as u64;
         let mut round = 0;
+        let mut waited = false;
         loop {
             if state.closed {
                 state.refused_bytes += item.len as u64;
@@ -195,7 +199,10 @@ impl<P: Payload> Queue<P> {
             } = &mut *state;
             match admission.admit(item, storage, lane) {
                 Decision::Admit(admitted) => {
-                    storage.push_back(admitted);
+                    if !waited {
+                        state.full_since = None;
+                    }
+                    state.storage.push_back(admitted);
                     self.sync.wake(&mut state, Side::Writer);
                     return Push::Queued;
                 }
@@ -203,6 +210,10 @@ impl<P: Payload> Queue<P> {
                 Decision::Rejected => return Push::Rejected,
                 Decision::Wait(waiting) => {
                     item = waiting;
+                    waited = true;
+                    if state.full_since.is_none() {
+                        state.full_since = Some(self.sync.now());
+                    }
                     state = self.sync.wait(state, Side::Reader, &mut round);
                 }
             }
@@ -294,7 +305,9 @@ impl<P: Payload> Queue<P> {
             reader_blocked: state.waits.total(Side::Reader, now),
             writer_idle: state.waits.total(Side::Writer, now),
             reader_waiting: state.waits.is_waiting(Side::Reader),
-            reader_wait_now: state.waits.ongoing(Side::Reader, now),
+            full_for: state
+                .full_since
+                .map_or(Duration::ZERO, |since| now.saturating_duration_since(since)),
             writer_waiting: state.waits.is_waiting(Side::Writer),
             drops: state.admission.drops(),
             offered_bytes: state.offered_bytes,

@@ -41,11 +41,6 @@ impl Waits {
         self.since[side as usize].is_some()
     }
 
-    /// The length of the wait in progress, zero when not waiting.
-    pub(crate) fn ongoing(&self, side: Side, now: Instant) -> Duration {
-        self.since[side as usize].map_or(Duration::ZERO, |s| now.saturating_duration_since(s))
-    }
-
     /// The time waited so far, including a wait in progress.
     pub(crate) fn total(&self, side: Side, now: Instant) -> Duration {
         let ongoing = self.since[side as usize].map_or(Duration::ZERO, |s| now - s);

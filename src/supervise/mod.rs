@@ -65,10 +65,14 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         .map(|o| o.name().to_string())
         .collect();
     let outputs = Outputs::new(&plan, names);
+    let input_name = checked
+        .inputs
+        .first()
+        .map_or_else(String::new, |i| i.name().to_string());
     let stages = stage::start(&plan, checked.inputs, checked.outputs, tx, |note| {
         reporter.note(&note)
     })?;
-    let mut steering = Steering::new(plan, stages, outputs, reporter, watch);
+    let mut steering = Steering::new(plan, stages, (input_name, outputs), reporter, watch);
     steering.steer(&rx);
     Ok(steering.finish())
 }

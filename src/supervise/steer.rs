@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use crate::cli::units::human_bytes;
 use crate::plan::Plan;
-use crate::queue::View;
+use crate::queue::{Drops, View};
 use crate::report::accounts::Accounts;
 use crate::report::counters::Totals;
+use crate::report::parts::{self, InputTally, OutputTally, Part};
 use crate::report::progress::Waiting;
 use crate::report::reporter::{Audience, Reporter};
 use crate::report::snapshot::{Event, QueueStats, RunStats, Snapshot, Traffic};
@@ -40,6 +41,8 @@ pub(crate) struct Steering {
     watch: Watch,
     stall: Option<StallWatch>,
     reader_end: Option<anyhow::Result<StageExit>>,
+    /// The first input's name, for the input's part of the records.
+    input_name: String,
     outputs: Outputs,
     stop_signal: Option<libc::c_int>,
     forced: Option<Outcome>,
@@ -53,12 +56,13 @@ impl Steering {
     pub(crate) fn new(
         plan: Plan,
         stages: Stages,
-        outputs: Outputs,
+        (input_name, outputs): (String, Outputs),
         reporter: Reporter,
         watch: Watch,
     ) -> Self {
         let start = Instant::now();
         Steering {
+            input_name,
             outputs,
             stall: plan.stall_timeout.map(|t| StallWatch::new(t, start)),
             plan,
@@ -87,14 +91,19 @@ impl Steering {
         view: &View,
     ) -> Snapshot {
         let probe = &self.stages.probe;
+        let at_exit = event == Event::Exit;
+        let queue_accounts = Accounts::of(totals, view, at_exit);
+        let (outputs, accounts, dropped) = self.output_parts(&queue_accounts, view, at_exit);
         Snapshot {
             event,
+            inputs: self.input_parts(totals, view),
+            outputs,
             traffic: Traffic {
-                accounts: Accounts::of(totals, view, event == Event::Exit),
+                accounts,
                 chunks_in: totals.input.chunks,
                 chunks_out: totals.output.chunks,
-                chunks_dropped: view.drops.chunks,
-                records_dropped: view.drops.records,
+                chunks_dropped: dropped.chunks,
+                records_dropped: dropped.records,
             },
             queue: QueueStats {
                 chunks: view.chunks,
@@ -118,6 +127,43 @@ impl Steering {
             rates: None,
             exit_status,
         }
+    }
+
+    /// Each output's part of a record, and the record's accounts and dropped records: the
+    /// queue's with one output, the sums over the outputs with several.
+    fn output_parts(
+        &self,
+        queue: &Accounts,
+        view: &View,
+        at_exit: bool,
+    ) -> (Vec<Part>, Accounts, Drops) {
+        let written = self.stages.counters.output_totals();
+        let lanes = self.stages.probe.lane_views();
+        let tallies: Vec<OutputTally> = (0..self.outputs.len())
+            .map(|i| OutputTally {
+                name: self.outputs.name(i),
+                written: written[i],
+                lane: lanes.get(i).copied(),
+                state: self.outputs.state(i),
+            })
+            .collect();
+        parts::outputs(&tallies, queue, view, at_exit)
+    }
+
+    /// The input's part: one, for the inputs read one after another.
+    fn input_parts(&self, totals: &Totals, view: &View) -> Vec<Part> {
+        let state = match &self.reader_end {
+            None => "open",
+            Some(Ok(_)) => "done",
+            Some(Err(_)) => "failed",
+        };
+        let tally = InputTally {
+            name: &self.input_name,
+            read: totals.input,
+            queue: *view,
+            state,
+        };
+        parts::inputs(&[tally])
     }
 
     fn output_closed(&self) -> bool {
@@ -196,11 +242,7 @@ impl Steering {
         let full: Vec<usize> = self
             .outputs
             .detachable()
-            .filter(|&i| {
-                lanes
-                    .get(i)
-                    .is_some_and(|l| l.reader_waiting && l.reader_wait_now >= limit)
-            })
+            .filter(|&i| lanes.get(i).is_some_and(|l| l.full_for >= limit))
             .collect();
         for index in full {
             self.stages.probe.close_lane(index);
