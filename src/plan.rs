@@ -95,7 +95,7 @@ pub(crate) fn default_burst(rate: u64) -> u64 {
     (rate / 10).max(1)
 }
 
-fn limits(cli: &Cli, chunk_size: usize, outputs: usize) -> Limits {
+fn limits(cli: &Cli, chunk_size: usize, inputs: usize, outputs: usize) -> Limits {
     let max_buffer = cli
         .max_buffer
         .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
@@ -109,8 +109,16 @@ fn limits(cli: &Cli, chunk_size: usize, outputs: usize) -> Limits {
         slots: match outputs {
             1 => chunks + 3,
             n => chunks.saturating_mul(n + 1).saturating_add(n + 3),
-        },
+        } + merged_slots(cli, chunks, inputs),
         delimiter: cli.line_mode().then(|| cli.delimiter()),
+    }
+}
+
+/// Merged inputs hold their shares of -n in queues of their own, and two slots each in hand.
+fn merged_slots(cli: &Cli, chunks: usize, inputs: usize) -> usize {
+    match cli.merge && inputs > 1 {
+        true => chunks.max(inputs) + 2 * inputs,
+        false => 0,
     }
 }
 
@@ -190,7 +198,7 @@ impl From<&Cli> for Plan {
         });
         let (inputs, outputs) = endpoints(cli);
         Plan {
-            limits: limits(cli, chunk_size, outputs.len()),
+            limits: limits(cli, chunk_size, inputs.len(), outputs.len()),
             lanes: lanes(cli),
             merge: cli.merge,
             detach_after: cli.detach_after,

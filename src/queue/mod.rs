@@ -8,11 +8,14 @@
 //! uncontended lock per chunk and side.
 
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cli::OnFull;
 use crate::clock::SharedClock;
+use bell::Bell;
 
+pub(crate) mod bell;
 #[cfg(test)]
 mod model_tests;
 mod policy;
@@ -68,6 +71,15 @@ pub(crate) struct Limits {
     pub(crate) delimiter: Option<u8>,
 }
 
+/// What a look at the queue without waiting found.
+pub(crate) enum Next<P> {
+    Item(Item<P>),
+    /// Nothing to take yet.
+    Empty,
+    /// Nothing more will come: the input is done and all of it taken, or the queue closed.
+    Done,
+}
+
 /// What the queue looks like right now, for stats, the stall watchdog and the accounts.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct View {
@@ -79,6 +91,8 @@ pub(crate) struct View {
     pub(crate) writer_idle: Duration,
     pub(crate) reader_waiting: bool,
     pub(crate) writer_waiting: bool,
+    /// The producer has said it is done.
+    pub(crate) input_done: bool,
     /// How long every chunk offered has had to wait for room: the consumer is behind.
     pub(crate) full_for: Duration,
     pub(crate) drops: Drops,
@@ -115,6 +129,8 @@ impl<P> Clocked for State<P> {
 pub(crate) struct Queue<P> {
     limits: Limits,
     sync: Sync<State<P>>,
+    /// Rung when a chunk is queued or the input ends, for a consumer of several queues.
+    bell: Option<Arc<Bell>>,
 }
 
 impl<P: Payload> Queue<P> {
@@ -134,6 +150,18 @@ impl<P: Payload> Queue<P> {
         Queue {
             limits,
             sync: Sync::new(state, clock),
+            bell: None,
+        }
+    }
+
+    pub(crate) fn with_bell(mut self, bell: Arc<Bell>) -> Self {
+        self.bell = Some(bell);
+        self
+    }
+
+    fn ring(&self) {
+        if let Some(bell) = &self.bell {
+            bell.ring();
         }
     }
 
@@ -204,6 +232,8 @@ impl<P: Payload> Queue<P> {
                     }
                     state.storage.push_back(admitted);
                     self.sync.wake(&mut state, Side::Writer);
+                    drop(state);
+                    self.ring();
                     return Push::Queued;
                 }
                 Decision::Dropped(slot) => return Push::Dropped(slot),
@@ -225,6 +255,8 @@ impl<P: Payload> Queue<P> {
         let mut state = self.sync.lock();
         state.input_done = true;
         self.sync.wake(&mut state, Side::Writer);
+        drop(state);
+        self.ring();
     }
 
     /// The output is gone or the relay must stop now: whatever is queued will never be written.
@@ -234,6 +266,27 @@ impl<P: Payload> Queue<P> {
         let discarded = state.storage.clear();
         state.discarded_bytes += discarded as u64;
         self.sync.wake_all();
+        drop(state);
+        self.ring();
+    }
+
+    /// The front chunk if the consumer may take it now, without waiting.
+    pub(crate) fn try_pop(&self) -> Next<P> {
+        let mut state = self.sync.lock();
+        if state.closed {
+            return Next::Done;
+        }
+        if self.may_take(&state)
+            && let Some(item) = state.storage.pop_front()
+        {
+            state.lane.take(&item);
+            self.sync.wake(&mut state, Side::Reader);
+            return Next::Item(item);
+        }
+        match state.input_done {
+            true => Next::Done,
+            false => Next::Empty,
+        }
     }
 
     /// Takes back a slot the consumer handed on (shared by several outputs) once all are done.
@@ -305,6 +358,7 @@ impl<P: Payload> Queue<P> {
             reader_blocked: state.waits.total(Side::Reader, now),
             writer_idle: state.waits.total(Side::Writer, now),
             reader_waiting: state.waits.is_waiting(Side::Reader),
+            input_done: state.input_done,
             full_for: state
                 .full_since
                 .map_or(Duration::ZERO, |since| now.saturating_duration_since(since)),

@@ -63,7 +63,8 @@ impl SideCounters {
 }
 
 pub(crate) struct Counters {
-    pub(crate) input: SideCounters,
+    /// One set per input read at once (`--merge`); one for inputs read one after another.
+    pub(crate) inputs: Box<[SideCounters]>,
     /// One set per output, in the order the outputs were given.
     pub(crate) outputs: Box<[SideCounters]>,
 }
@@ -87,9 +88,11 @@ impl SideTotals {
 }
 
 impl Counters {
-    pub(crate) fn new(outputs: usize) -> Counters {
+    pub(crate) fn new(inputs: usize, outputs: usize) -> Counters {
         Counters {
-            input: SideCounters::default(),
+            inputs: (0..inputs.max(1))
+                .map(|_| SideCounters::default())
+                .collect(),
             outputs: (0..outputs.max(1))
                 .map(|_| SideCounters::default())
                 .collect(),
@@ -103,10 +106,15 @@ impl Counters {
             .output_totals()
             .into_iter()
             .fold(SideTotals::default(), SideTotals::add);
-        Totals {
-            input: self.input.totals(),
-            output,
-        }
+        let input = self
+            .input_totals()
+            .into_iter()
+            .fold(SideTotals::default(), SideTotals::add);
+        Totals { input, output }
+    }
+
+    pub(crate) fn input_totals(&self) -> Vec<SideTotals> {
+        self.inputs.iter().map(SideCounters::totals).collect()
     }
 
     pub(crate) fn output_totals(&self) -> Vec<SideTotals> {
@@ -120,9 +128,9 @@ mod tests {
 
     #[test]
     fn each_side_adds_up_on_its_own() {
-        let c = Counters::new(1);
-        c.input.moved(10);
-        c.input.chunk();
+        let c = Counters::new(1, 1);
+        c.inputs[0].moved(10);
+        c.inputs[0].chunk();
         c.outputs[0].moved(6);
         c.outputs[0].chunk();
         c.outputs[0].throttled(Duration::from_millis(3));
@@ -137,7 +145,7 @@ mod tests {
 
     #[test]
     fn the_output_totals_are_the_sum_of_the_outputs() {
-        let c = Counters::new(3);
+        let c = Counters::new(1, 3);
         c.outputs[0].moved(5);
         c.outputs[2].moved(7);
         c.outputs[2].copying();

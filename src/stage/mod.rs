@@ -28,6 +28,7 @@ use reader::{Reader, ReaderExit};
 mod fanout;
 pub(crate) mod limiter;
 mod lines;
+mod merge;
 mod outputs;
 pub(crate) mod reader;
 pub(crate) mod writer;
@@ -38,8 +39,11 @@ pub(crate) struct Stages {
     pub(crate) counters: Arc<Counters>,
     /// Raised to ask the reader to stop, and a writer still opening its output to give up.
     pub(crate) stop: Arc<AtomicBool>,
-    /// Kept unjoined, so that the thread handles stay valid for wake-ups.
-    reader: JoinHandle<()>,
+    /// Kept unjoined, so that the thread handles stay valid for wake-ups: one reader, or one
+    /// per merged input.
+    readers: Vec<JoinHandle<()>>,
+    /// Each merged input's own queue; none when the inputs are read one after another.
+    pub(crate) input_queues: Vec<Arc<dyn Probe>>,
     /// One writer per output, in order.
     writers: Vec<OutputStage>,
     /// The data path started on; a side may still copy where the kernel refuses to splice.
@@ -56,8 +60,8 @@ impl Stages {
         }
     }
 
-    pub(crate) fn reader_thread(&self) -> libc::pthread_t {
-        self.reader.as_pthread_t()
+    pub(crate) fn reader_threads(&self) -> impl Iterator<Item = libc::pthread_t> + '_ {
+        self.readers.iter().map(|reader| reader.as_pthread_t())
     }
 
     pub(crate) fn writer_thread(&self, index: usize) -> libc::pthread_t {
@@ -71,7 +75,8 @@ impl Stages {
 }
 
 /// How the reader cuts its input into chunks.
-type ReadFn<S> = fn(Reader<'_, S>, &[Unopened], Option<u8>) -> anyhow::Result<ReaderExit>;
+pub(crate) type ReadFn<S> =
+    fn(Reader<'_, S>, &[Unopened], Option<u8>) -> anyhow::Result<ReaderExit>;
 
 fn read_chunks<S: Slot>(
     reader: Reader<'_, S>,
@@ -175,6 +180,17 @@ impl<S> Clone for Shared<S> {
     }
 }
 
+/// Reads; a bug in a stage must end the run with an error, not leave it waiting forever.
+pub(crate) fn read_guarded<S: Slot>(
+    read: ReadFn<S>,
+    reader: Reader<'_, S>,
+    inputs: &[Unopened],
+    delimiter: Option<u8>,
+) -> anyhow::Result<ReaderExit> {
+    panic::catch_unwind(AssertUnwindSafe(|| read(reader, inputs, delimiter)))
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the reader stopped on an internal error")))
+}
+
 fn spawn_reader<S: Slot + 'static>(
     shared: Shared<S>,
     plan: &Plan,
@@ -188,14 +204,13 @@ fn spawn_reader<S: Slot + 'static>(
     spawn("reader", move || {
         let reader = Reader {
             queue: &shared.queue,
-            counters: &shared.counters.input,
+            pool: &shared.queue,
+            counters: &shared.counters.inputs[0],
             chunk_size,
             limiter,
             stop: &shared.stop,
         };
-        // A bug in a stage must end the run with an error, not leave it waiting forever.
-        let end = panic::catch_unwind(AssertUnwindSafe(|| read(reader, &inputs, delimiter)))
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("the reader stopped on an internal error")));
+        let end = read_guarded(read, reader, &inputs, delimiter);
         shared.queue.finish_input();
         if matches!(end, Ok(ReaderExit::Rejected)) {
             drop(inputs);
@@ -210,6 +225,14 @@ fn spawn_reader<S: Slot + 'static>(
     })
 }
 
+/// One reader per input under `--merge`; one for all of them otherwise.
+fn reader_count(plan: &Plan, inputs: &[Unopened]) -> usize {
+    match plan.merge {
+        true => inputs.len().max(1),
+        false => 1,
+    }
+}
+
 /// Starts both sides on slots of type `S`, the queue stocked with `stock`.
 fn launch<S: Share>(
     plan: &Plan,
@@ -221,7 +244,7 @@ fn launch<S: Share>(
 ) -> anyhow::Result<Stages> {
     let shared = Shared {
         queue: Arc::new(Queue::new(plan.limits, plan.policy, clock::system())),
-        counters: Arc::new(Counters::new(outputs.len())),
+        counters: Arc::new(Counters::new(reader_count(plan, &inputs), outputs.len())),
         stop: Arc::new(AtomicBool::new(false)),
     };
     shared.queue.stock(stock.slots);
@@ -235,12 +258,31 @@ fn launch<S: Share>(
         outputs,
         &tx,
     )?;
-    let reader = spawn_reader(shared.clone(), plan, stock.chunk_size, read, inputs, tx)?;
+    let (readers, input_queues) = match reader_count(plan, &inputs) {
+        1 => {
+            let reader = spawn_reader(shared.clone(), plan, stock.chunk_size, read, inputs, tx)?;
+            (vec![reader], Vec::new())
+        }
+        _ => {
+            let job = merge::MergeJob {
+                plan,
+                queue: &shared.queue,
+                counters: &shared.counters,
+                stop: &shared.stop,
+                chunk_size: stock.chunk_size,
+                read,
+            };
+            let (readers, queues) = merge::start(job, inputs, tx)?;
+            let probes = queues.into_iter().map(|q| q as Arc<dyn Probe>).collect();
+            (readers, probes)
+        }
+    };
     Ok(Stages {
         probe,
         counters: shared.counters,
         stop: shared.stop,
-        reader,
+        readers,
+        input_queues,
         writers,
         path: stock.path,
     })

@@ -65,14 +65,15 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         .map(|o| o.name().to_string())
         .collect();
     let outputs = Outputs::new(&plan, names);
-    let input_name = checked
+    let input_names = checked
         .inputs
-        .first()
-        .map_or_else(String::new, |i| i.name().to_string());
+        .iter()
+        .map(|i| i.name().to_string())
+        .collect();
     let stages = stage::start(&plan, checked.inputs, checked.outputs, tx, |note| {
         reporter.note(&note)
     })?;
-    let mut steering = Steering::new(plan, stages, (input_name, outputs), reporter, watch);
+    let mut steering = Steering::new(plan, stages, (input_names, outputs), reporter, watch);
     steering.steer(&rx);
     Ok(steering.finish())
 }

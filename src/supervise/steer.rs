@@ -41,8 +41,8 @@ pub(crate) struct Steering {
     watch: Watch,
     stall: Option<StallWatch>,
     reader_end: Option<anyhow::Result<StageExit>>,
-    /// The first input's name, for the input's part of the records.
-    input_name: String,
+    /// The inputs' names, for their parts of the records.
+    input_names: Vec<String>,
     outputs: Outputs,
     stop_signal: Option<libc::c_int>,
     forced: Option<Outcome>,
@@ -56,13 +56,13 @@ impl Steering {
     pub(crate) fn new(
         plan: Plan,
         stages: Stages,
-        (input_name, outputs): (String, Outputs),
+        (input_names, outputs): (Vec<String>, Outputs),
         reporter: Reporter,
         watch: Watch,
     ) -> Self {
         let start = Instant::now();
         Steering {
-            input_name,
+            input_names,
             outputs,
             stall: plan.stall_timeout.map(|t| StallWatch::new(t, start)),
             plan,
@@ -150,20 +150,42 @@ impl Steering {
         parts::outputs(&tallies, queue, view, at_exit)
     }
 
-    /// The input's part: one, for the inputs read one after another.
+    /// The inputs' parts: one for inputs read one after another, named after the first; one
+    /// per input when they are merged.
     fn input_parts(&self, totals: &Totals, view: &View) -> Vec<Part> {
-        let state = match &self.reader_end {
-            None => "open",
-            Some(Ok(_)) => "done",
-            Some(Err(_)) => "failed",
-        };
-        let tally = InputTally {
-            name: &self.input_name,
-            read: totals.input,
-            queue: *view,
-            state,
-        };
-        parts::inputs(&[tally])
+        let queues = &self.stages.input_queues;
+        if queues.is_empty() {
+            let state = match &self.reader_end {
+                None => "open",
+                Some(Ok(_)) => "done",
+                Some(Err(_)) => "failed",
+            };
+            let name = self.input_names.first().map_or("", String::as_str);
+            let tally = InputTally {
+                name,
+                read: totals.input,
+                queue: *view,
+                state,
+            };
+            return parts::inputs(&[tally]);
+        }
+        let read = self.stages.counters.input_totals();
+        let tallies: Vec<InputTally> = queues
+            .iter()
+            .zip(&self.input_names)
+            .zip(read)
+            .map(|((queue, name), read)| {
+                let queue = queue.view();
+                let state = if queue.input_done { "done" } else { "open" };
+                InputTally {
+                    name,
+                    read,
+                    queue,
+                    state,
+                }
+            })
+            .collect();
+        parts::inputs(&tallies)
     }
 
     fn output_closed(&self) -> bool {
@@ -189,7 +211,7 @@ impl Steering {
     /// their writes: what was accepted still goes out), and every call of a detached writer.
     fn wake_stages(&self) {
         if self.stages.stop.load(Ordering::Relaxed) && self.reader_end.is_none() {
-            signals::wake(self.stages.reader_thread());
+            self.stages.reader_threads().for_each(signals::wake);
         }
         if self.stages.stop.load(Ordering::Relaxed) {
             self.opening_writers()
@@ -388,7 +410,7 @@ impl Steering {
         while (self.reader_end.is_none() || !self.outputs.all_ended()) && Instant::now() < deadline
         {
             if self.reader_end.is_none() {
-                signals::wake(self.stages.reader_thread());
+                self.stages.reader_threads().for_each(signals::wake);
             }
             self.running_writers()
                 .for_each(|i| signals::wake(self.stages.writer_thread(i)));
