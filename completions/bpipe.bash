@@ -24,7 +24,7 @@ _bpipe() {
 
     case "${cmd}" in
         bpipe)
-            opts="-o -b -n -m -l -0 -d -L -q -i -p -s -h -V --output --append --no-splice --chunk-size --chunks --max-buffer --lines --null --on-full --drop --stall-timeout --drain-timeout --rate-limit --read-rate --rate-unit --burst --quiet --stats-format --interval --progress --size --stats-file --help --version"
+            opts="-o -b -n -m -l -0 -d -L -q -i -p -s -h -V --output --append --merge --no-splice --chunk-size --chunks --max-buffer --lines --null --on-full --drop --slow-output --detach-after --stall-timeout --drain-timeout --rate-limit --read-rate --rate-unit --burst --quiet --stats-format --interval --progress --size --stats-file --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -104,6 +104,17 @@ _bpipe() {
                     ;;
                 --on-full)
                     COMPREPLY=($(compgen -W "block drop drop-oldest fail" -- "${cur}"))
+                    return 0
+                    ;;
+                --slow-output)
+                    COMPREPLY=($(compgen -W "block drop detach" -- "${cur}"))
+                    return 0
+                    ;;
+                --detach-after)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --stall-timeout)

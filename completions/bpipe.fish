@@ -1,5 +1,5 @@
 # Generated from bpipe::cli::Cli by tests/cli/generated.rs: do not edit. Refresh with: BPIPE_REGENERATE=1 cargo test --test cli generated
-complete -c bpipe -s o -l output -d 'Write to PATH (created or truncated) instead of standard output' -r -F
+complete -c bpipe -s o -l output -d 'Write to PATH (created or truncated) instead of standard output; - is standard output. Give it several times to send the stream to each: every output has its own lane of -n chunks (and -m bytes), sharing the chunks, not copying them. SPEC is PATH[,slow=POLICY][,rate=RATE], that output\'s own --slow-output and --rate-limit; a comma in PATH is written twice' -r -F
 complete -c bpipe -s b -l chunk-size -d 'Chunk size: the most one read moves [1 byte to 1GiB]' -r -f
 complete -c bpipe -s n -l chunks -d 'Queue capacity in chunks' -r -f
 complete -c bpipe -s m -l max-buffer -d 'Queue capacity in bytes; with -n, both bounds hold' -r -f
@@ -7,9 +7,13 @@ complete -c bpipe -l on-full -d 'What to do when the queue is full' -r -f -a "bl
 drop\t'Discard the newly read chunk (drop-newest)'
 drop-oldest\t'Discard the oldest queued chunk and keep the new one'
 fail\t'Stop reading, write what was accepted, exit with status 3'"
+complete -c bpipe -l slow-output -d 'What an output that falls behind the others does when its lane is full (several -o)' -r -f -a "block\t'Hold the reader back, and with it every output; nothing is lost'
+drop\t'Skip the newest chunks (whole records in line mode) for this output only'
+detach\t'Close this output after --detach-after of a full lane, or when a write to it fails'"
+complete -c bpipe -l detach-after -d 'How long a lane may stay full before a slow=detach output is detached' -r -f
 complete -c bpipe -l stall-timeout -d 'Exit with status 4 when nothing has moved for DURATION (e.g. 30s), naming the side that stalled' -r -f
 complete -c bpipe -l drain-timeout -d 'After a stop signal (SIGINT, SIGTERM, SIGHUP), write what was accepted for at most DURATION; the rest counts as bytes_unsent and bpipe exits 128+N. A second signal stops at once' -r -f
-complete -c bpipe -s L -l rate-limit -d 'Cap the output rate, a size per second (e.g. 10MiB/s)' -r -f
+complete -c bpipe -s L -l rate-limit -d 'Cap the output rate, a size per second (e.g. 10MiB/s); with several outputs, each one\'s' -r -f
 complete -c bpipe -l read-rate -d 'Cap the input rate, a size per second' -r -f
 complete -c bpipe -l rate-unit -d 'What --rate-limit counts; lines needs --lines' -r -f -a "bytes\t'Rates count bytes'
 lines\t'Rates count records (line mode only)'"
@@ -19,7 +23,8 @@ json\t'One JSON object per line, for scripts'"
 complete -c bpipe -s i -l interval -d 'Print a stats record every DURATION (e.g. 1s, 250ms)' -r -f
 complete -c bpipe -s s -l size -d 'Expected total size, for percent and ETA in --progress' -r -f
 complete -c bpipe -l stats-file -d 'Also write every stats record to PATH (created or truncated) as JSON Lines' -r -F
-complete -c bpipe -l append -d 'Append to the --output file instead of truncating it'
+complete -c bpipe -l append -d 'Append to the --output files instead of truncating them'
+complete -c bpipe -l merge -d 'Read all FILEs at once, one reader each, and merge them: whole chunks, or whole records in line mode, taking turns when the queue is full; each input gets an equal share of -n'
 complete -c bpipe -l no-splice -d 'Always use read/write, never the zero-copy splice(2) path'
 complete -c bpipe -s l -l lines -d 'Line mode: chunks end at newlines, so drops keep or lose whole records'
 complete -c bpipe -s 0 -l null -d 'Records end at NUL instead of newline (implies --lines)'

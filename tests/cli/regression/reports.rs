@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    DEADLINE, Json, Output, TempDir, bin, finish, pipe_all, random_bytes, record, run, sh,
+    DEADLINE, Json, Output, TempDir, bin, finish, pipe_all, poll, random_bytes, record, run, sh,
 };
 
 fn pipe_max_size() -> usize {
@@ -43,8 +43,12 @@ fn chunks_above_pipe_max_size_splice_without_a_note() {
     let mut command = Command::new(bin());
     command.args(["-q", "-b", &chunk]);
     let (child, stdin) = start_idle(command);
+    // The reader grows its input pipe once it has opened it, which may be after the writer
+    // has started: wait for it.
     // SAFETY: F_GETPIPE_SZ only reads the state of a descriptor this test owns.
-    let size = unsafe { libc::fcntl(stdin.as_raw_fd(), libc::F_GETPIPE_SZ) };
+    let size = || unsafe { libc::fcntl(stdin.as_raw_fd(), libc::F_GETPIPE_SZ) };
+    poll(DEADLINE, || size() as usize == pipe_max_size());
+    let size = size();
     drop(stdin);
     assert_eq!(finish(child, DEADLINE).code(), 0);
     assert_eq!(
