@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{Cli, OnFull, RateUnit, StatsFormat};
+use crate::cli::{Cli, OnFull, RateUnit, SlowOutput, StatsFormat};
 use crate::queue::Limits;
 
 /// How the data moves through the queue.
@@ -46,6 +46,13 @@ pub(crate) enum OutputSpec {
     File { path: PathBuf, append: bool },
 }
 
+/// How one output keeps up: what it does when it falls behind, and its own rate limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LaneSpec {
+    pub(crate) slow: SlowOutput,
+    pub(crate) pace: Option<PaceSpec>,
+}
+
 /// A rate limit: so many units a second, at most `burst` of them at once after idle time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct PaceSpec {
@@ -58,12 +65,16 @@ pub(crate) struct PaceSpec {
 pub(crate) struct Plan {
     pub(crate) inputs: Vec<InputSpec>,
     pub(crate) outputs: Vec<OutputSpec>,
+    /// One per output, in the same order.
+    pub(crate) lanes: Vec<LaneSpec>,
+    /// Read the inputs at once and merge them, rather than one after another.
+    pub(crate) merge: bool,
+    pub(crate) detach_after: Duration,
     pub(crate) chunk_size: usize,
     pub(crate) limits: Limits,
     pub(crate) policy: OnFull,
     pub(crate) data_path: DataPath,
     pub(crate) read_pace: Option<PaceSpec>,
-    pub(crate) write_pace: Option<PaceSpec>,
     pub(crate) stats_format: StatsFormat,
     pub(crate) quiet: bool,
     pub(crate) stats_file: Option<PathBuf>,
@@ -84,7 +95,7 @@ pub(crate) fn default_burst(rate: u64) -> u64 {
     (rate / 10).max(1)
 }
 
-fn limits(cli: &Cli, chunk_size: usize) -> Limits {
+fn limits(cli: &Cli, chunk_size: usize, inputs: usize, outputs: usize) -> Limits {
     let max_buffer = cli
         .max_buffer
         .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
@@ -93,9 +104,21 @@ fn limits(cli: &Cli, chunk_size: usize) -> Limits {
         chunks,
         bytes: chunks.saturating_mul(chunk_size).min(max_buffer),
         // A slot in the queue for each chunk, one in each stage's hands, and one more for line
-        // mode, which reads ahead into the next slot before it hands a chunk over.
-        slots: chunks + 3,
+        // mode, which reads ahead into the next slot before it hands a chunk over. Several
+        // outputs share slots, but each output's lane may hold its own -n of them.
+        slots: match outputs {
+            1 => chunks + 3,
+            n => chunks.saturating_mul(n + 1).saturating_add(n + 3),
+        } + merged_slots(cli, chunks, inputs),
         delimiter: cli.line_mode().then(|| cli.delimiter()),
+    }
+}
+
+/// Merged inputs hold their shares of -n in queues of their own, and two slots each in hand.
+fn merged_slots(cli: &Cli, chunks: usize, inputs: usize) -> usize {
+    match cli.merge && inputs > 1 {
+        true => chunks.max(inputs) + 2 * inputs,
+        false => 0,
     }
 }
 
@@ -123,14 +146,41 @@ fn endpoints(cli: &Cli) -> (Vec<InputSpec>, Vec<OutputSpec>) {
     if inputs.is_empty() {
         inputs.push(InputSpec::Stdin);
     }
-    let output = match &cli.output {
-        Some(path) => OutputSpec::File {
-            path: path.clone(),
-            append: cli.append,
-        },
-        None => OutputSpec::Stdout,
+    let outputs = cli
+        .output
+        .iter()
+        .map(|arg| match arg.path.as_os_str() == "-" {
+            true => OutputSpec::Stdout,
+            false => OutputSpec::File {
+                path: arg.path.clone(),
+                append: cli.append,
+            },
+        })
+        .collect::<Vec<_>>();
+    match outputs.is_empty() {
+        true => (inputs, vec![OutputSpec::Stdout]),
+        false => (inputs, outputs),
+    }
+}
+
+fn pace(cli: &Cli, rate: u64) -> PaceSpec {
+    PaceSpec {
+        rate,
+        burst: cli.burst.unwrap_or_else(|| default_burst(rate)),
+        unit: cli.rate_unit,
+    }
+}
+
+/// Each output's policy and pace: its spec's own, else the flags'.
+fn lanes(cli: &Cli) -> Vec<LaneSpec> {
+    let lane = |slow: Option<SlowOutput>, rate: Option<u64>| LaneSpec {
+        slow: slow.unwrap_or(cli.slow_output),
+        pace: rate.or(cli.rate_limit).map(|rate| pace(cli, rate)),
     };
-    (inputs, vec![output])
+    match cli.output.is_empty() {
+        true => vec![lane(None, None)],
+        false => cli.output.iter().map(|o| lane(o.slow, o.rate)).collect(),
+    }
 }
 
 impl From<&Cli> for Plan {
@@ -146,21 +196,18 @@ impl From<&Cli> for Plan {
             burst: cli.burst.unwrap_or_else(|| default_burst(rate)),
             unit: RateUnit::Bytes,
         });
-        let write_pace = cli.rate_limit.map(|rate| PaceSpec {
-            rate,
-            burst: cli.burst.unwrap_or_else(|| default_burst(rate)),
-            unit: cli.rate_unit,
-        });
         let (inputs, outputs) = endpoints(cli);
         Plan {
+            limits: limits(cli, chunk_size, inputs.len(), outputs.len()),
+            lanes: lanes(cli),
+            merge: cli.merge,
+            detach_after: cli.detach_after,
             inputs,
             outputs,
             chunk_size,
-            limits: limits(cli, chunk_size),
             policy: cli.policy(),
             data_path: data_path(cli),
             read_pace,
-            write_pace,
             stats_format: cli.stats_format,
             quiet: cli.quiet,
             stats_file: cli.stats_file.clone(),
@@ -195,7 +242,9 @@ mod tests {
             (16, 1 << 20, 19)
         );
         assert_eq!(plan.limits.delimiter, None);
-        assert_eq!((plan.read_pace, plan.write_pace), (None, None));
+        assert_eq!(plan.read_pace, None);
+        assert_eq!(plan.lanes.len(), 1);
+        assert_eq!(plan.lanes[0].pace, None);
         assert_eq!(plan.drain_timeout, Duration::from_secs(10));
     }
 
@@ -239,22 +288,45 @@ mod tests {
     }
 
     #[test]
+    fn each_output_has_its_own_lane_with_the_flags_as_defaults() {
+        let plan = plan(&[
+            "-o",
+            "a",
+            "-o",
+            "-,slow=drop,rate=1M",
+            "-L",
+            "10M",
+            "--slow-output",
+            "detach",
+            "-n",
+            "4",
+        ]);
+        assert_eq!(plan.outputs[1], OutputSpec::Stdout);
+        let slow: Vec<SlowOutput> = plan.lanes.iter().map(|l| l.slow).collect();
+        assert_eq!(slow, [SlowOutput::Detach, SlowOutput::Drop]);
+        let rates: Vec<u64> = plan.lanes.iter().map(|l| l.pace.unwrap().rate).collect();
+        assert_eq!(rates, [10 << 20, 1 << 20]);
+        // The queue's four, each lane's four, one per writer and three more.
+        assert_eq!(plan.limits.slots, 4 * 3 + 2 + 3);
+    }
+
+    #[test]
     fn bursts_default_to_a_tenth_of_a_second() {
         let plan = plan(&["-L", "10M", "--read-rate", "100K"]);
-        assert_eq!(plan.write_pace.unwrap().burst, 1 << 20);
+        assert_eq!(plan.lanes[0].pace.unwrap().burst, 1 << 20);
         assert_eq!(plan.read_pace.unwrap().burst, 10240);
         // At low rates, far less than a chunk: at most a second's worth, at least one unit.
-        assert_eq!(self::plan(&["-L", "1K"]).write_pace.unwrap().burst, 102);
-        assert_eq!(self::plan(&["-L", "1"]).write_pace.unwrap().burst, 1);
+        assert_eq!(self::plan(&["-L", "1K"]).lanes[0].pace.unwrap().burst, 102);
+        assert_eq!(self::plan(&["-L", "1"]).lanes[0].pace.unwrap().burst, 1);
         let given = self::plan(&["-L", "10M", "--read-rate", "100K", "--burst", "5K"]);
-        assert_eq!(given.write_pace.unwrap().burst, 5 << 10);
+        assert_eq!(given.lanes[0].pace.unwrap().burst, 5 << 10);
         assert_eq!(given.read_pace.unwrap().burst, 5 << 10);
     }
 
     #[test]
     fn under_lines_the_burst_counts_records() {
         let plan = plan(&["-l", "--rate-unit", "lines", "-L", "1000", "--burst", "7"]);
-        let write = plan.write_pace.unwrap();
+        let write = plan.lanes[0].pace.unwrap();
         assert_eq!((write.burst, write.unit), (7, RateUnit::Lines));
         let plan = self::plan(&[
             "-l",
@@ -265,7 +337,7 @@ mod tests {
             "--read-rate",
             "1M",
         ]);
-        assert_eq!(plan.write_pace.unwrap().burst, 100);
+        assert_eq!(plan.lanes[0].pace.unwrap().burst, 100);
         let read = plan.read_pace.unwrap();
         assert_eq!((read.burst, read.unit), ((1 << 20) / 10, RateUnit::Bytes));
         assert_eq!(default_burst(5), 1);

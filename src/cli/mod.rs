@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum, ValueHint};
 
+pub mod output_spec;
 pub mod units;
+
+pub use output_spec::{OutputArg, SlowOutput};
 
 const IO: &str = "Input/Output";
 const BUFFERING: &str = "Buffering";
@@ -20,6 +23,7 @@ Exit status:
   2    usage error
   3    rejected: the queue was full under --on-full fail
   4    stalled: nothing moved for --stall-timeout
+  5    an output was detached (slow=detach), the others got everything
   141  the output closed early (broken pipe)
   128+N  stopped by signal N (SIGHUP 129, SIGINT 130, SIGTERM 143)
 
@@ -66,13 +70,23 @@ pub struct Cli {
     #[arg(value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub files: Vec<PathBuf>,
 
-    /// Write to PATH (created or truncated) instead of standard output.
-    #[arg(short, long, value_name = "PATH", value_hint = ValueHint::FilePath, help_heading = IO)]
-    pub output: Option<PathBuf>,
+    /// Write to PATH (created or truncated) instead of standard output; - is standard output.
+    /// Give it several times to send the stream to each: every output has its own lane of -n
+    /// chunks (and -m bytes), sharing the chunks, not copying them. SPEC is
+    /// PATH[,slow=POLICY][,rate=RATE], that output's own --slow-output and --rate-limit; a
+    /// comma in PATH is written twice.
+    #[arg(short, long, value_name = "SPEC", value_parser = output_spec::parse_output, allow_hyphen_values = true,
+          value_hint = ValueHint::FilePath, help_heading = IO)]
+    pub output: Vec<OutputArg>,
 
-    /// Append to the --output file instead of truncating it.
+    /// Append to the --output files instead of truncating them.
     #[arg(long, requires = "output", help_heading = IO)]
     pub append: bool,
+
+    /// Read all FILEs at once, one reader each, and merge them: whole chunks, or whole records
+    /// in line mode, taking turns when the queue is full; each input gets an equal share of -n.
+    #[arg(long, help_heading = IO)]
+    pub merge: bool,
 
     /// Always use read/write, never the zero-copy splice(2) path.
     #[arg(long, help_heading = IO)]
@@ -110,6 +124,16 @@ pub struct Cli {
     #[arg(short, long, conflicts_with = "on_full", help_heading = OVERLOAD)]
     pub drop: bool,
 
+    /// What an output that falls behind the others does when its lane is full (several -o).
+    #[arg(long, value_name = "POLICY", value_enum, default_value_t = SlowOutput::Block,
+          help_heading = OVERLOAD)]
+    pub slow_output: SlowOutput,
+
+    /// How long a lane may stay full before a slow=detach output is detached.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = units::parse_duration,
+          value_hint = ValueHint::Other, help_heading = OVERLOAD)]
+    pub detach_after: Duration,
+
     /// Exit with status 4 when nothing has moved for DURATION (e.g. 30s), naming the side that
     /// stalled.
     #[arg(long, value_name = "DURATION", value_parser = units::parse_duration, value_hint = ValueHint::Other,
@@ -123,7 +147,7 @@ pub struct Cli {
           value_hint = ValueHint::Other, help_heading = OVERLOAD)]
     pub drain_timeout: Duration,
 
-    /// Cap the output rate, a size per second (e.g. 10MiB/s).
+    /// Cap the output rate, a size per second (e.g. 10MiB/s); with several outputs, each one's.
     #[arg(short = 'L', long, value_name = "RATE", value_parser = units::parse_rate, value_hint = ValueHint::Other,
           help_heading = RATE)]
     pub rate_limit: Option<u64>,

@@ -8,11 +8,14 @@
 //! uncontended lock per chunk and side.
 
 use std::io;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::cli::OnFull;
 use crate::clock::SharedClock;
+use bell::Bell;
 
+pub(crate) mod bell;
 #[cfg(test)]
 mod model_tests;
 mod policy;
@@ -68,6 +71,15 @@ pub(crate) struct Limits {
     pub(crate) delimiter: Option<u8>,
 }
 
+/// What a look at the queue without waiting found.
+pub(crate) enum Next<P> {
+    Item(Item<P>),
+    /// Nothing to take yet.
+    Empty,
+    /// Nothing more will come: the input is done and all of it taken, or the queue closed.
+    Done,
+}
+
 /// What the queue looks like right now, for stats, the stall watchdog and the accounts.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct View {
@@ -79,6 +91,10 @@ pub(crate) struct View {
     pub(crate) writer_idle: Duration,
     pub(crate) reader_waiting: bool,
     pub(crate) writer_waiting: bool,
+    /// The producer has said it is done.
+    pub(crate) input_done: bool,
+    /// How long every chunk offered has had to wait for room: the consumer is behind.
+    pub(crate) full_for: Duration,
     pub(crate) drops: Drops,
     /// Bytes the reader offered, whatever became of them.
     pub(crate) offered_bytes: u64,
@@ -97,6 +113,8 @@ struct State<P> {
     waits: Waits,
     input_done: bool,
     closed: bool,
+    /// Since when every chunk offered has had to wait for room.
+    full_since: Option<Instant>,
     offered_bytes: u64,
     refused_bytes: u64,
     discarded_bytes: u64,
@@ -111,6 +129,8 @@ impl<P> Clocked for State<P> {
 pub(crate) struct Queue<P> {
     limits: Limits,
     sync: Sync<State<P>>,
+    /// Rung when a chunk is queued or the input ends, for a consumer of several queues.
+    bell: Option<Arc<Bell>>,
 }
 
 impl<P: Payload> Queue<P> {
@@ -122,6 +142,7 @@ impl<P: Payload> Queue<P> {
             waits: Waits::default(),
             input_done: false,
             closed: false,
+            full_since: None,
             offered_bytes: 0,
             refused_bytes: 0,
             discarded_bytes: 0,
@@ -129,6 +150,18 @@ impl<P: Payload> Queue<P> {
         Queue {
             limits,
             sync: Sync::new(state, clock),
+            bell: None,
+        }
+    }
+
+    pub(crate) fn with_bell(mut self, bell: Arc<Bell>) -> Self {
+        self.bell = Some(bell);
+        self
+    }
+
+    fn ring(&self) {
+        if let Some(bell) = &self.bell {
+            bell.ring();
         }
     }
 
@@ -180,6 +213,7 @@ impl<P: Payload> Queue<P> {
         let mut state = self.sync.lock();
         state.offered_bytes += item.len as u64;
         let mut round = 0;
+        let mut waited = false;
         loop {
             if state.closed {
                 state.refused_bytes += item.len as u64;
@@ -193,14 +227,23 @@ impl<P: Payload> Queue<P> {
             } = &mut *state;
             match admission.admit(item, storage, lane) {
                 Decision::Admit(admitted) => {
-                    storage.push_back(admitted);
+                    if !waited {
+                        state.full_since = None;
+                    }
+                    state.storage.push_back(admitted);
                     self.sync.wake(&mut state, Side::Writer);
+                    drop(state);
+                    self.ring();
                     return Push::Queued;
                 }
                 Decision::Dropped(slot) => return Push::Dropped(slot),
                 Decision::Rejected => return Push::Rejected,
                 Decision::Wait(waiting) => {
                     item = waiting;
+                    waited = true;
+                    if state.full_since.is_none() {
+                        state.full_since = Some(self.sync.now());
+                    }
                     state = self.sync.wait(state, Side::Reader, &mut round);
                 }
             }
@@ -212,6 +255,8 @@ impl<P: Payload> Queue<P> {
         let mut state = self.sync.lock();
         state.input_done = true;
         self.sync.wake(&mut state, Side::Writer);
+        drop(state);
+        self.ring();
     }
 
     /// The output is gone or the relay must stop now: whatever is queued will never be written.
@@ -221,6 +266,41 @@ impl<P: Payload> Queue<P> {
         let discarded = state.storage.clear();
         state.discarded_bytes += discarded as u64;
         self.sync.wake_all();
+        drop(state);
+        self.ring();
+    }
+
+    /// The front chunk if the consumer may take it now, without waiting.
+    pub(crate) fn try_pop(&self) -> Next<P> {
+        let mut state = self.sync.lock();
+        if state.closed {
+            return Next::Done;
+        }
+        if self.may_take(&state)
+            && let Some(item) = state.storage.pop_front()
+        {
+            state.lane.take(&item);
+            self.sync.wake(&mut state, Side::Reader);
+            return Next::Item(item);
+        }
+        match state.input_done {
+            true => Next::Done,
+            false => Next::Empty,
+        }
+    }
+
+    /// Takes back a slot the consumer handed on (shared by several outputs) once all are done.
+    pub(crate) fn recycle(&self, slot: P) {
+        let mut state = self.sync.lock();
+        state.storage.recycle(slot);
+        self.sync.wake(&mut state, Side::Reader);
+    }
+
+    /// A slot handed on is gone for good: another may be made in its place.
+    pub(crate) fn forget_slot(&self) {
+        let mut state = self.sync.lock();
+        state.storage.forget();
+        self.sync.wake(&mut state, Side::Reader);
     }
 
     /// The relay is stopping: nothing more will be written.
@@ -278,6 +358,10 @@ impl<P: Payload> Queue<P> {
             reader_blocked: state.waits.total(Side::Reader, now),
             writer_idle: state.waits.total(Side::Writer, now),
             reader_waiting: state.waits.is_waiting(Side::Reader),
+            input_done: state.input_done,
+            full_for: state
+                .full_since
+                .map_or(Duration::ZERO, |since| now.saturating_duration_since(since)),
             writer_waiting: state.waits.is_waiting(Side::Writer),
             drops: state.admission.drops(),
             offered_bytes: state.offered_bytes,

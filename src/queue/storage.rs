@@ -83,6 +83,10 @@ impl<P: Payload> Storage<P> {
         self.free.push(slot);
     }
 
+    pub(crate) fn forget(&mut self) {
+        self.created = self.created.saturating_sub(1);
+    }
+
     pub(crate) fn stock(&mut self, slots: Vec<P>) {
         self.created += slots.len();
         self.free.extend(slots);

@@ -103,10 +103,12 @@ impl<T: Clocked> Sync<T> {
         state
     }
 
-    /// Wakes `side` if it sleeps: a side that is not waiting costs no system call.
+    /// Wakes `side` if it sleeps: a side that is not waiting costs no system call. Every
+    /// sleeper of that side wakes: merged inputs wait for slots on the queue whose room the
+    /// merger waits for, and the one a single wake-up chose might not be the one it was for.
     pub(crate) fn wake(&self, state: &mut T, side: Side) {
         if state.waits().is_waiting(side) {
-            self.wake[side as usize].notify_one();
+            self.wake[side as usize].notify_all();
         }
     }
 

@@ -63,13 +63,13 @@ mod tests {
             };
             Run {
                 queue: Queue::new(limits, policy, crate::clock::system()),
-                counters: Counters::default(),
+                counters: Counters::new(1, 1),
             }
         }
 
         /// Reads a chunk and offers it.
         fn read(&self, data: &[u8]) -> bool {
-            self.counters.input.moved(data.len());
+            self.counters.inputs[0].moved(data.len());
             let item = Item {
                 slot: TestBytes(data.to_vec()),
                 len: data.len(),
@@ -82,7 +82,7 @@ mod tests {
         /// Takes a chunk and writes `len` of it.
         fn write(&self, len: usize) {
             let item = self.queue.pop(None).expect("a chunk to write");
-            self.counters.output.moved(len.min(item.len));
+            self.counters.outputs[0].moved(len.min(item.len));
         }
 
         fn exit(&self) -> Accounts {
@@ -144,7 +144,7 @@ mod tests {
         let run = Run::new(4, OnFull::Block);
         run.read(b"whole\n");
         // A partial record read but never offered, as line mode holds one.
-        run.counters.input.moved(3);
+        run.counters.inputs[0].moved(3);
         run.queue.finish_input();
         run.write(6);
         assert_eq!(run.exit().bytes_unsent, 3);

@@ -62,28 +62,63 @@ impl SideCounters {
     }
 }
 
-#[derive(Default)]
 pub(crate) struct Counters {
-    pub(crate) input: SideCounters,
-    pub(crate) output: SideCounters,
+    /// One set per input read at once (`--merge`); one for inputs read one after another.
+    pub(crate) inputs: Box<[SideCounters]>,
+    /// One set per output, in the order the outputs were given.
+    pub(crate) outputs: Box<[SideCounters]>,
 }
 
-/// Both sides' totals, read at one moment.
+/// Both sides' totals, read at one moment; the output's summed over the outputs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Totals {
     pub(crate) input: SideTotals,
     pub(crate) output: SideTotals,
 }
 
+impl SideTotals {
+    fn add(self, other: SideTotals) -> SideTotals {
+        SideTotals {
+            bytes: self.bytes + other.bytes,
+            chunks: self.chunks + other.chunks,
+            throttled: self.throttled + other.throttled,
+            copied: self.copied || other.copied,
+        }
+    }
+}
+
 impl Counters {
-    /// The output first: what the writer wrote can then never exceed what a later look at the
+    pub(crate) fn new(inputs: usize, outputs: usize) -> Counters {
+        Counters {
+            inputs: (0..inputs.max(1))
+                .map(|_| SideCounters::default())
+                .collect(),
+            outputs: (0..outputs.max(1))
+                .map(|_| SideCounters::default())
+                .collect(),
+        }
+    }
+
+    /// The outputs first: what a writer wrote can then never exceed what a later look at the
     /// queue says it took.
     pub(crate) fn totals(&self) -> Totals {
-        let output = self.output.totals();
-        Totals {
-            input: self.input.totals(),
-            output,
-        }
+        let output = self
+            .output_totals()
+            .into_iter()
+            .fold(SideTotals::default(), SideTotals::add);
+        let input = self
+            .input_totals()
+            .into_iter()
+            .fold(SideTotals::default(), SideTotals::add);
+        Totals { input, output }
+    }
+
+    pub(crate) fn input_totals(&self) -> Vec<SideTotals> {
+        self.inputs.iter().map(SideCounters::totals).collect()
+    }
+
+    pub(crate) fn output_totals(&self) -> Vec<SideTotals> {
+        self.outputs.iter().map(SideCounters::totals).collect()
     }
 }
 
@@ -93,18 +128,30 @@ mod tests {
 
     #[test]
     fn each_side_adds_up_on_its_own() {
-        let c = Counters::default();
-        c.input.moved(10);
-        c.input.chunk();
-        c.output.moved(6);
-        c.output.chunk();
-        c.output.throttled(Duration::from_millis(3));
-        c.output.copying();
+        let c = Counters::new(1, 1);
+        c.inputs[0].moved(10);
+        c.inputs[0].chunk();
+        c.outputs[0].moved(6);
+        c.outputs[0].chunk();
+        c.outputs[0].throttled(Duration::from_millis(3));
+        c.outputs[0].copying();
         let t = c.totals();
         assert_eq!((t.input.bytes, t.input.chunks), (10, 1));
         assert_eq!((t.output.bytes, t.output.chunks), (6, 1));
         assert_eq!(t.input.throttled, Duration::ZERO);
         assert_eq!(t.output.throttled, Duration::from_millis(3));
         assert_eq!((t.input.copied, t.output.copied), (false, true));
+    }
+
+    #[test]
+    fn the_output_totals_are_the_sum_of_the_outputs() {
+        let c = Counters::new(1, 3);
+        c.outputs[0].moved(5);
+        c.outputs[2].moved(7);
+        c.outputs[2].copying();
+        let t = c.totals();
+        assert_eq!((t.output.bytes, t.output.copied), (12, true));
+        let each: Vec<u64> = c.output_totals().iter().map(|o| o.bytes).collect();
+        assert_eq!(each, [5, 0, 7]);
     }
 }

@@ -4,6 +4,7 @@ use std::io::{self, Write};
 
 use crate::cli::units::{human_bytes, human_seconds};
 use crate::report::Render;
+use crate::report::parts::Part;
 use crate::report::snapshot::{Event, Snapshot};
 
 pub(crate) struct Human;
@@ -86,10 +87,33 @@ fn write_queue_and_run(s: &Snapshot, w: &mut Vec<u8>) -> io::Result<()> {
     Ok(())
 }
 
+/// With several outputs (or inputs), one short part each: `; out.img 1.0 MiB done`.
+fn write_parts(parts: &[Part], bytes_key: &str, w: &mut Vec<u8>) -> io::Result<()> {
+    if parts.len() < 2 {
+        return Ok(());
+    }
+    for part in parts {
+        write!(
+            w,
+            "; {} {} {}",
+            part.name,
+            human_bytes(part.count(bytes_key)),
+            part.text("state")
+        )?;
+        let dropped = part.count("bytes_dropped");
+        if dropped > 0 {
+            write!(w, ", dropped {}", human_bytes(dropped))?;
+        }
+    }
+    Ok(())
+}
+
 impl Render for Human {
     fn render(&self, snapshot: &Snapshot, w: &mut Vec<u8>) -> io::Result<()> {
         write_traffic(snapshot, w)?;
         write_queue_and_run(snapshot, w)?;
+        write_parts(&snapshot.inputs, "bytes_in", w)?;
+        write_parts(&snapshot.outputs, "bytes_out", w)?;
         writeln!(w)
     }
 

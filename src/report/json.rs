@@ -3,7 +3,8 @@
 use std::io::{self, Write};
 
 use crate::report::Render;
-use crate::report::snapshot::{Snapshot, Value};
+use crate::report::parts::Part;
+use crate::report::snapshot::{Field, Snapshot, Value};
 
 pub(crate) struct Json;
 
@@ -34,17 +35,42 @@ fn write_value(w: &mut impl Write, value: Value) -> io::Result<()> {
     }
 }
 
+fn write_fields(w: &mut impl Write, fields: &[Field]) -> io::Result<()> {
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            w.write_all(b",")?;
+        }
+        write_string(w, field.name)?;
+        w.write_all(b":")?;
+        write_value(w, field.value)?;
+    }
+    Ok(())
+}
+
+/// `"key":[{"name":...,<fields>},...]`
+fn write_parts(w: &mut impl Write, key: &str, parts: &[Part]) -> io::Result<()> {
+    w.write_all(b",")?;
+    write_string(w, key)?;
+    w.write_all(b":[")?;
+    for (i, part) in parts.iter().enumerate() {
+        w.write_all(if i > 0 { b",{" } else { b"{" })?;
+        w.write_all(b"\"name\":")?;
+        write_string(w, &part.name)?;
+        if !part.fields.is_empty() {
+            w.write_all(b",")?;
+        }
+        write_fields(w, &part.fields)?;
+        w.write_all(b"}")?;
+    }
+    w.write_all(b"]")
+}
+
 impl Render for Json {
     fn render(&self, snapshot: &Snapshot, w: &mut Vec<u8>) -> io::Result<()> {
         w.write_all(b"{")?;
-        for (i, field) in snapshot.fields().into_iter().enumerate() {
-            if i > 0 {
-                w.write_all(b",")?;
-            }
-            write_string(w, field.name)?;
-            w.write_all(b":")?;
-            write_value(w, field.value)?;
-        }
+        write_fields(w, &snapshot.fields())?;
+        write_parts(w, "inputs", &snapshot.inputs)?;
+        write_parts(w, "outputs", &snapshot.outputs)?;
         w.write_all(b"}\n")
     }
 

@@ -9,6 +9,7 @@ pub(crate) mod accounts;
 pub(crate) mod counters;
 pub(crate) mod human;
 pub(crate) mod json;
+pub(crate) mod parts;
 pub(crate) mod progress;
 pub(crate) mod reporter;
 pub(crate) mod snapshot;

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::report::accounts::Accounts;
+use crate::report::parts::Part;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Event {
@@ -88,6 +89,9 @@ pub(crate) struct Snapshot {
     pub(crate) run: RunStats,
     pub(crate) rates: Option<Rates>,
     pub(crate) exit_status: Option<u8>,
+    /// Each input's own part, and each output's, in the order given.
+    pub(crate) inputs: Vec<Part>,
+    pub(crate) outputs: Vec<Part>,
 }
 
 /// What a field measures, as metrics systems tell them apart.
@@ -260,6 +264,8 @@ pub(crate) fn sample() -> Snapshot {
         },
         rates: None,
         exit_status: Some(0),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
     }
 }
 

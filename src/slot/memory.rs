@@ -7,7 +7,7 @@ use std::ptr;
 
 use crate::io::sys;
 use crate::queue::Payload;
-use crate::slot::Slot;
+use crate::slot::{Outgoing, Share, Slot};
 
 /// A chunk buffer, allocated once and recycled.
 pub(crate) struct MemSlot {
@@ -82,8 +82,6 @@ impl Payload for MemSlot {
 }
 
 impl Slot for MemSlot {
-    type Stream = ();
-
     fn new(chunk_size: usize) -> io::Result<Self> {
         MemSlot::with_capacity(chunk_size)
     }
@@ -91,6 +89,35 @@ impl Slot for MemSlot {
     fn fill(&mut self, fd: BorrowedFd<'_>, max: usize, _: &mut ()) -> io::Result<usize> {
         self.read_from(fd, max)
     }
+
+    fn clear(&mut self) -> io::Result<()> {
+        self.len = 0;
+        self.sent = 0;
+        Ok(())
+    }
+}
+
+impl Share for MemSlot {
+    type Lane = ();
+
+    fn drain_from(
+        &self,
+        sent: usize,
+        fd: BorrowedFd<'_>,
+        max: usize,
+        _: &mut (),
+    ) -> io::Result<usize> {
+        let end = self.len.min(sent + max);
+        sys::write(fd, &self.buf[sent..end])
+    }
+
+    fn lane_copies(_: &()) -> bool {
+        true
+    }
+}
+
+impl Outgoing for MemSlot {
+    type Stream = ();
 
     fn drain(&mut self, fd: BorrowedFd<'_>, max: usize, _: &mut ()) -> io::Result<usize> {
         let end = self.len.min(self.sent + max);
@@ -105,12 +132,6 @@ impl Slot for MemSlot {
 
     fn unsent(&self) -> Option<&[u8]> {
         Some(&self.buf[self.sent..self.len])
-    }
-
-    fn clear(&mut self) -> io::Result<()> {
-        self.len = 0;
-        self.sent = 0;
-        Ok(())
     }
 
     fn copies(_: &()) -> bool {

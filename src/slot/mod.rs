@@ -6,15 +6,46 @@ use std::os::fd::BorrowedFd;
 
 use crate::queue::Payload;
 
+pub(crate) mod fanned;
 pub(crate) mod memory;
 pub(crate) mod pipe;
 pub(crate) mod ring;
 
-/// A slot the stages can fill from a descriptor and drain into one.
-pub(crate) trait Slot: Payload + Sized {
+/// What the writer needs of what it writes: a slot of its own, or one output's share of a slot
+/// that several outputs write (`fanned`).
+pub(crate) trait Outgoing: Payload {
     /// What a stage keeps per descriptor between calls (e.g. whether splice works on it).
-    type Stream: Default;
+    type Stream: Default + Send;
 
+    /// One write of at most `max` of the unsent bytes to `fd`.
+    fn drain(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        max: usize,
+        stream: &mut Self::Stream,
+    ) -> io::Result<usize>;
+
+    /// Bytes not yet written.
+    fn unsent_len(&self) -> usize;
+
+    /// The unsent bytes themselves, where they are in memory.
+    fn unsent(&self) -> Option<&[u8]>;
+
+    /// Whether `stream` moves its bytes through memory with read and write (rather than splice).
+    fn copies(stream: &Self::Stream) -> bool;
+
+    /// What the writer hands back to the queue once it is written: the slot for reuse, or
+    /// nothing for a share, whose slot goes home when the last share is done.
+    fn into_reusable(self) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        Some(self)
+    }
+}
+
+/// A slot the stages can fill from a descriptor and drain into one.
+pub(crate) trait Slot: Outgoing + Sized {
     /// A new, empty slot that holds a chunk of `chunk_size` bytes.
     fn new(chunk_size: usize) -> io::Result<Self>;
 
@@ -26,23 +57,23 @@ pub(crate) trait Slot: Payload + Sized {
         stream: &mut Self::Stream,
     ) -> io::Result<usize>;
 
-    /// One write of at most `max` of the slot's unsent bytes to `fd`.
-    fn drain(
-        &mut self,
-        fd: BorrowedFd<'_>,
-        max: usize,
-        stream: &mut Self::Stream,
-    ) -> io::Result<usize>;
-
-    /// Bytes not yet written.
-    fn unsent_len(&self) -> usize;
-
-    /// The unsent bytes themselves, where the slot holds them in memory.
-    fn unsent(&self) -> Option<&[u8]>;
-
     /// Empties the slot for reuse, discarding what it holds.
     fn clear(&mut self) -> io::Result<()>;
+}
 
-    /// Whether `stream` moves its bytes through memory with read and write (rather than splice).
-    fn copies(stream: &Self::Stream) -> bool;
+/// A slot several outputs can write without taking its bytes away from each other.
+pub(crate) trait Share: Slot + Sync + 'static {
+    /// What one output keeps to write its share (for a pipe, a pipe of its own).
+    type Lane: Default + Send;
+
+    /// One write of at most `max` of the bytes from `sent` on to `fd`, leaving the slot as is.
+    fn drain_from(
+        &self,
+        sent: usize,
+        fd: BorrowedFd<'_>,
+        max: usize,
+        lane: &mut Self::Lane,
+    ) -> io::Result<usize>;
+
+    fn lane_copies(lane: &Self::Lane) -> bool;
 }

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use crate::io::sys;
 use crate::queue::Payload;
-use crate::slot::Slot;
+use crate::slot::{Outgoing, Share, Slot};
 
 pub(crate) struct PipeSlot {
     reader: PipeReader,
@@ -133,8 +133,6 @@ impl Payload for PipeSlot {
 }
 
 impl Slot for PipeSlot {
-    type Stream = Stream;
-
     /// A pipe that holds at least `chunk_size` bytes, and not much more: the pipe budget counts
     /// every page. Fails when the kernel will not grant that (`/proc/sys/fs/pipe-max-size`, or
     /// the per-user pipe budget).
@@ -169,6 +167,18 @@ impl Slot for PipeSlot {
         Ok(n)
     }
 
+    fn clear(&mut self) -> io::Result<()> {
+        while self.len > 0 {
+            let n = splice(self.reader.as_fd(), dev_null()?, self.len)?;
+            self.len -= n;
+        }
+        Ok(())
+    }
+}
+
+impl Outgoing for PipeSlot {
+    type Stream = Stream;
+
     fn drain(&mut self, fd: BorrowedFd<'_>, max: usize, stream: &mut Stream) -> io::Result<usize> {
         let max = max.min(self.len);
         let slot = self.reader.as_fd();
@@ -194,16 +204,62 @@ impl Slot for PipeSlot {
         None
     }
 
-    fn clear(&mut self) -> io::Result<()> {
-        while self.len > 0 {
-            let n = splice(self.reader.as_fd(), dev_null()?, self.len)?;
-            self.len -= n;
-        }
-        Ok(())
-    }
-
     fn copies(stream: &Stream) -> bool {
         !stream.splices()
+    }
+}
+
+/// One output's pipe for its share of a slot pipe: tee(2) duplicates the slot's pages into it
+/// without copying them and without taking them from the slot, and it drains as a slot does.
+#[derive(Default)]
+pub(crate) struct LanePipe {
+    pipe: Option<PipeSlot>,
+    stream: Stream,
+}
+
+impl PipeSlot {
+    /// Duplicates the whole slot into `lane`, which is empty and at least as large, so one tee
+    /// takes it all: a second tee would start over from the slot's first byte.
+    fn tee_into(&self, lane: &mut PipeSlot) -> io::Result<()> {
+        let (from, to) = (self.reader.as_raw_fd(), lane.writer.as_raw_fd());
+        // SAFETY: both descriptors are open pipes owned by the two slots.
+        let teed = unsafe { libc::tee(from, to, self.len, 0) };
+        match teed {
+            n if n < 0 => Err(io::Error::last_os_error()),
+            n if n as usize == self.len => {
+                lane.len = self.len;
+                Ok(())
+            }
+            n => Err(io::Error::other(format!(
+                "tee duplicated {n} of a chunk's {} bytes",
+                self.len
+            ))),
+        }
+    }
+}
+
+impl Share for PipeSlot {
+    type Lane = LanePipe;
+
+    fn drain_from(
+        &self,
+        sent: usize,
+        fd: BorrowedFd<'_>,
+        max: usize,
+        lane: &mut LanePipe,
+    ) -> io::Result<usize> {
+        let pipe = match &mut lane.pipe {
+            Some(pipe) => pipe,
+            None => lane.pipe.insert(PipeSlot::new(self.capacity)?),
+        };
+        if sent == 0 && pipe.len == 0 {
+            self.tee_into(pipe)?;
+        }
+        pipe.drain(fd, max, &mut lane.stream)
+    }
+
+    fn lane_copies(lane: &LanePipe) -> bool {
+        !lane.stream.splices()
     }
 }
 

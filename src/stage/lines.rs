@@ -205,6 +205,7 @@ mod tests {
             let reader = Reader {
                 queue: &queue,
                 counters: &counters,
+                pool: &queue,
                 chunk_size: chunk,
                 limiter: None,
                 stop: &stop,

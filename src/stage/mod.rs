@@ -9,25 +9,27 @@ use std::thread::{self, JoinHandle};
 
 use anyhow::Context;
 
-use crate::cli::RateUnit;
 use crate::clock;
-use crate::io::endpoint::{Endpoint, Unopened};
+use crate::io::endpoint::Unopened;
 use crate::io::sys;
 use crate::plan::{DataPath, PaceSpec, Plan};
 use crate::queue::Queue;
 use crate::report::counters::{Counters, SideTotals};
-use crate::slot::Slot;
 use crate::slot::memory::MemSlot;
 use crate::slot::pipe::PipeSlot;
 use crate::slot::ring::{self, Ring};
+use crate::slot::{Share, Slot};
 use crate::supervise::message::{Message, Stage, StageExit, StageId};
 use crate::supervise::probe::Probe;
 use limiter::Limiter;
+use outputs::OutputStage;
 use reader::{Reader, ReaderExit};
-use writer::{Pace, Writer};
 
+mod fanout;
 pub(crate) mod limiter;
 mod lines;
+mod merge;
+mod outputs;
 pub(crate) mod reader;
 pub(crate) mod writer;
 
@@ -37,12 +39,13 @@ pub(crate) struct Stages {
     pub(crate) counters: Arc<Counters>,
     /// Raised to ask the reader to stop, and a writer still opening its output to give up.
     pub(crate) stop: Arc<AtomicBool>,
-    /// Kept unjoined, so that the thread handles stay valid for wake-ups.
-    reader: JoinHandle<()>,
-    writer: JoinHandle<()>,
-    /// Raised while the writer opens its output: a FIFO's open waits for a reader, and only a
-    /// wake-up lets a stop reach it there.
-    output_opening: Arc<AtomicBool>,
+    /// Kept unjoined, so that the thread handles stay valid for wake-ups: one reader, or one
+    /// per merged input.
+    readers: Vec<JoinHandle<()>>,
+    /// Each merged input's own queue; none when the inputs are read one after another.
+    pub(crate) input_queues: Vec<Arc<dyn Probe>>,
+    /// One writer per output, in order.
+    writers: Vec<OutputStage>,
     /// The data path started on; a side may still copy where the kernel refuses to splice.
     path: DataPath,
 }
@@ -57,24 +60,23 @@ impl Stages {
         }
     }
 
-    pub(crate) fn reader_thread(&self) -> libc::pthread_t {
-        self.reader.as_pthread_t()
+    pub(crate) fn reader_threads(&self) -> impl Iterator<Item = libc::pthread_t> + '_ {
+        self.readers.iter().map(|reader| reader.as_pthread_t())
     }
 
-    pub(crate) fn writer_thread(&self) -> libc::pthread_t {
-        self.writer.as_pthread_t()
+    pub(crate) fn writer_thread(&self, index: usize) -> libc::pthread_t {
+        self.writers[index].thread.as_pthread_t()
     }
 
-    /// The writer's thread while it is still opening its output.
-    pub(crate) fn opening_writer(&self) -> Option<libc::pthread_t> {
-        self.output_opening
-            .load(Ordering::Relaxed)
-            .then(|| self.writer.as_pthread_t())
+    /// Whether this writer is still opening its output.
+    pub(crate) fn is_opening(&self, index: usize) -> bool {
+        self.writers[index].opening.load(Ordering::Relaxed)
     }
 }
 
 /// How the reader cuts its input into chunks.
-type ReadFn<S> = fn(Reader<'_, S>, &[Unopened], Option<u8>) -> anyhow::Result<ReaderExit>;
+pub(crate) type ReadFn<S> =
+    fn(Reader<'_, S>, &[Unopened], Option<u8>) -> anyhow::Result<ReaderExit>;
 
 fn read_chunks<S: Slot>(
     reader: Reader<'_, S>,
@@ -116,11 +118,10 @@ impl Stock<MemSlot> {
 pub(crate) fn start(
     plan: &Plan,
     inputs: Vec<Unopened>,
-    mut outputs: Vec<Unopened>,
+    outputs: Vec<Unopened>,
     tx: mpsc::Sender<Message>,
     note: impl FnOnce(anyhow::Error),
 ) -> anyhow::Result<Stages> {
-    let output = outputs.pop().context("no output to write to")?;
     match plan.data_path {
         DataPath::Splice => match ring::make(plan.limits.slots, plan.chunk_size) {
             Ok(Ring::Splice { first, chunk_size }) => {
@@ -129,35 +130,26 @@ pub(crate) fn start(
                     chunk_size,
                     path: DataPath::Splice,
                 };
-                launch::<PipeSlot>(plan, stock, read_chunks, inputs, output, tx)
+                launch::<PipeSlot>(plan, stock, read_chunks, inputs, outputs, tx)
             }
             Ok(Ring::OverBudget) => {
-                launch(plan, Stock::copy(plan), read_chunks, inputs, output, tx)
+                launch(plan, Stock::copy(plan), read_chunks, inputs, outputs, tx)
             }
             Err(e) => {
                 note(anyhow::Error::new(e).context(format!(
                     "cannot make a ring of {} pipes for splice; using the copy path",
                     plan.limits.slots
                 )));
-                launch(plan, Stock::copy(plan), read_chunks, inputs, output, tx)
+                launch(plan, Stock::copy(plan), read_chunks, inputs, outputs, tx)
             }
         },
-        DataPath::Copy => launch(plan, Stock::copy(plan), read_chunks, inputs, output, tx),
-        DataPath::Lines { .. } => launch(plan, Stock::copy(plan), read_lines, inputs, output, tx),
+        DataPath::Copy => launch(plan, Stock::copy(plan), read_chunks, inputs, outputs, tx),
+        DataPath::Lines { .. } => launch(plan, Stock::copy(plan), read_lines, inputs, outputs, tx),
     }
 }
 
 fn limiter(pace: &PaceSpec) -> Limiter {
     Limiter::new(pace.rate, pace.burst, clock::system())
-}
-
-fn pace(plan: &Plan) -> Option<Pace> {
-    plan.write_pace.as_ref().map(|spec| match spec.unit {
-        RateUnit::Bytes => Pace::Bytes(limiter(spec)),
-        RateUnit::Lines => {
-            Pace::Records(limiter(spec), plan.data_path.delimiter().unwrap_or(b'\n'))
-        }
-    })
 }
 
 fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> anyhow::Result<JoinHandle<()>> {
@@ -167,12 +159,11 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> anyhow::Result<Joi
         .with_context(|| format!("cannot start the {name} thread"))
 }
 
-fn done(tx: &mpsc::Sender<Message>, stage: Stage, end: anyhow::Result<StageExit>) {
-    let id = StageId { stage, index: 0 };
+fn done(tx: &mpsc::Sender<Message>, id: StageId, end: anyhow::Result<StageExit>) {
     let _ = tx.send(Message::StageDone { id, end });
 }
 
-/// What both stages share.
+/// What both sides share.
 struct Shared<S> {
     queue: Arc<Queue<S>>,
     counters: Arc<Counters>,
@@ -189,6 +180,17 @@ impl<S> Clone for Shared<S> {
     }
 }
 
+/// Reads; a bug in a stage must end the run with an error, not leave it waiting forever.
+pub(crate) fn read_guarded<S: Slot>(
+    read: ReadFn<S>,
+    reader: Reader<'_, S>,
+    inputs: &[Unopened],
+    delimiter: Option<u8>,
+) -> anyhow::Result<ReaderExit> {
+    panic::catch_unwind(AssertUnwindSafe(|| read(reader, inputs, delimiter)))
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the reader stopped on an internal error")))
+}
+
 fn spawn_reader<S: Slot + 'static>(
     shared: Shared<S>,
     plan: &Plan,
@@ -202,106 +204,86 @@ fn spawn_reader<S: Slot + 'static>(
     spawn("reader", move || {
         let reader = Reader {
             queue: &shared.queue,
-            counters: &shared.counters.input,
+            pool: &shared.queue,
+            counters: &shared.counters.inputs[0],
             chunk_size,
             limiter,
             stop: &shared.stop,
         };
-        // A bug in a stage must end the run with an error, not leave it waiting forever.
-        let end = panic::catch_unwind(AssertUnwindSafe(|| read(reader, &inputs, delimiter)))
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("the reader stopped on an internal error")));
+        let end = read_guarded(read, reader, &inputs, delimiter);
         shared.queue.finish_input();
         if matches!(end, Ok(ReaderExit::Rejected)) {
             drop(inputs);
             // Refused input is refused at once: the producer must not block as under `block`.
             let _ = sys::release_stdin();
         }
-        done(&tx, Stage::Reader, end.map(StageExit::Read));
+        let id = StageId {
+            stage: Stage::Reader,
+            index: 0,
+        };
+        done(&tx, id, end.map(StageExit::Read));
     })
 }
 
-fn write<S: Slot>(writer: Writer<'_, S>, output: &Endpoint) -> anyhow::Result<StageExit> {
-    let queue = writer.queue;
-    match panic::catch_unwind(AssertUnwindSafe(|| writer.run(output))) {
-        Ok(end) => end
-            .map(|()| StageExit::Wrote)
-            .with_context(|| format!("write {}", output.name())),
-        Err(_) => {
-            queue.close();
-            Err(anyhow::anyhow!("the writer stopped on an internal error"))
-        }
+/// One reader per input under `--merge`; one for all of them otherwise.
+fn reader_count(plan: &Plan, inputs: &[Unopened]) -> usize {
+    match plan.merge {
+        true => inputs.len().max(1),
+        false => 1,
     }
 }
 
-/// The writer opens its output itself, so that a FIFO's wait for a reader holds up neither the
-/// reader nor the steering. Without an output (a stop came first, or the open failed), the queue
-/// closes and its bytes are unsent.
-fn spawn_writer<S: Slot + 'static>(
-    shared: Shared<S>,
-    plan: &Plan,
-    output: Unopened,
-    opening: Arc<AtomicBool>,
-    tx: mpsc::Sender<Message>,
-) -> anyhow::Result<JoinHandle<()>> {
-    let pace = pace(plan);
-    spawn("writer", move || {
-        let opened = output.open(&shared.stop);
-        opening.store(false, Ordering::Relaxed);
-        let end = match opened {
-            Ok(Some(output)) => {
-                let writer = Writer {
-                    queue: &shared.queue,
-                    counters: &shared.counters.output,
-                    pace,
-                };
-                write(writer, &output)
-            }
-            Ok(None) => {
-                shared.queue.close();
-                Ok(StageExit::Wrote)
-            }
-            Err(e) => {
-                shared.queue.close();
-                Err(e)
-            }
-        };
-        done(&tx, Stage::Writer, end);
-    })
-}
-
-/// Starts both stages on slots of type `S`, the queue stocked with `stock`.
-fn launch<S: Slot + 'static>(
+/// Starts both sides on slots of type `S`, the queue stocked with `stock`.
+fn launch<S: Share>(
     plan: &Plan,
     stock: Stock<S>,
     read: ReadFn<S>,
     inputs: Vec<Unopened>,
-    output: Unopened,
+    outputs: Vec<Unopened>,
     tx: mpsc::Sender<Message>,
 ) -> anyhow::Result<Stages> {
     let shared = Shared {
         queue: Arc::new(Queue::new(plan.limits, plan.policy, clock::system())),
-        counters: Arc::new(Counters::default()),
+        counters: Arc::new(Counters::new(reader_count(plan, &inputs), outputs.len())),
         stop: Arc::new(AtomicBool::new(false)),
     };
     shared.queue.stock(stock.slots);
-    // The writer first: a reader that cannot be started leaves nothing read, while a reader
-    // already reading when the writer cannot start would leave what it read unaccounted for.
-    let output_opening = Arc::new(AtomicBool::new(true));
-    let writer = spawn_writer(
-        shared.clone(),
+    // The writers first: a reader that cannot be started leaves nothing read, while a reader
+    // already reading when a writer cannot start would leave what it read unaccounted for.
+    let (probe, writers) = outputs::start(
         plan,
-        output,
-        output_opening.clone(),
-        tx.clone(),
+        &shared.queue,
+        &shared.counters,
+        &shared.stop,
+        outputs,
+        &tx,
     )?;
-    let reader = spawn_reader(shared.clone(), plan, stock.chunk_size, read, inputs, tx)?;
+    let (readers, input_queues) = match reader_count(plan, &inputs) {
+        1 => {
+            let reader = spawn_reader(shared.clone(), plan, stock.chunk_size, read, inputs, tx)?;
+            (vec![reader], Vec::new())
+        }
+        _ => {
+            let job = merge::MergeJob {
+                plan,
+                queue: &shared.queue,
+                counters: &shared.counters,
+                stop: &shared.stop,
+                chunk_size: stock.chunk_size,
+                read,
+            };
+            let (readers, queues) = merge::start(job, inputs, tx)?;
+            let probes = queues.into_iter().map(|q| q as Arc<dyn Probe>).collect();
+            (readers, probes)
+        }
+    };
     Ok(Stages {
-        probe: shared.queue,
+        probe,
         counters: shared.counters,
         stop: shared.stop,
-        reader,
-        writer,
-        output_opening,
+        readers,
+        input_queues,
+        writers,
         path: stock.path,
     })
 }

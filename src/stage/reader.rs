@@ -27,6 +27,9 @@ pub(crate) enum ReaderExit {
 
 pub(crate) struct Reader<'a, S> {
     pub(crate) queue: &'a Queue<S>,
+    /// Where slots come from: the queue itself, or with merged inputs the queue they merge
+    /// into, whose writer frees them.
+    pub(crate) pool: &'a Queue<S>,
     pub(crate) counters: &'a SideCounters,
     /// The most one read may move.
     pub(crate) chunk_size: usize,
@@ -55,7 +58,7 @@ impl<S: Slot> Reader<'_, S> {
     ) -> anyhow::Result<Option<S>> {
         let mut slot = match spare.take() {
             Some(slot) => slot,
-            None => match self.queue.acquire(|| S::new(chunk_size)).with_context(|| {
+            None => match self.pool.acquire(|| S::new(chunk_size)).with_context(|| {
                 format!(
                     "cannot allocate a queue slot of {}",
                     human_bytes(chunk_size as u64)

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use crate::io::endpoint::Endpoint;
 use crate::queue::Queue;
 use crate::report::counters::SideCounters;
-use crate::slot::Slot;
+use crate::slot::Outgoing;
 use crate::stage::limiter::Limiter;
 
 /// What a rate limit on the output counts.
@@ -44,7 +44,7 @@ fn records_in(data: &[u8], delimiter: u8) -> u64 {
     memchr::memchr_iter(delimiter, data).count() as u64
 }
 
-impl<S: Slot> Writer<'_, S> {
+impl<S: Outgoing> Writer<'_, S> {
     /// How much of the slot's unsent bytes the next write may carry, and what that costs the
     /// limiter. A write never exceeds the limiter's step (a twentieth of a second at the rate),
     /// so a limited stream flows instead of lumping.
@@ -136,7 +136,7 @@ impl<S: Slot> Writer<'_, S> {
                     return Err(e);
                 }
             }
-            emptied = Some(slot);
+            emptied = slot.into_reusable();
         }
         output.finish()
     }

@@ -15,12 +15,14 @@ use crate::report::reporter::Reporter;
 use crate::stage;
 use message::Message;
 use outcome::Outcome;
+use outputs::Outputs;
 use steer::Steering;
 use watch::Watch;
 
 mod drain;
 pub(crate) mod message;
 pub mod outcome;
+mod outputs;
 pub(crate) mod probe;
 pub(crate) mod signals;
 mod stall;
@@ -57,10 +59,21 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         plan.expected_size,
     );
     let watch = Watch::new(plan.interval, progress, Instant::now());
+    let names = checked
+        .outputs
+        .iter()
+        .map(|o| o.name().to_string())
+        .collect();
+    let outputs = Outputs::new(&plan, names);
+    let input_names = checked
+        .inputs
+        .iter()
+        .map(|i| i.name().to_string())
+        .collect();
     let stages = stage::start(&plan, checked.inputs, checked.outputs, tx, |note| {
         reporter.note(&note)
     })?;
-    let mut steering = Steering::new(plan, stages, reporter, watch);
+    let mut steering = Steering::new(plan, stages, (input_names, outputs), reporter, watch);
     steering.steer(&rx);
     Ok(steering.finish())
 }

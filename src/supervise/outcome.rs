@@ -22,18 +22,22 @@ pub enum Outcome {
     OutputClosed,
     /// Stopped by this signal.
     Signalled(libc::c_int),
+    /// An output was detached; the others got everything.
+    Detached,
 }
 
 impl Outcome {
     /// Which outcome tells a run's end when several happened: a signal or a stall outranks an
-    /// I/O error, which outranks a closed output, which outranks a rejection.
+    /// I/O error, which outranks a closed output, which outranks a rejection, which outranks a
+    /// detached output.
     fn rank(self) -> u8 {
         match self {
             Outcome::Done => 0,
-            Outcome::Rejected => 1,
-            Outcome::OutputClosed => 2,
-            Outcome::Failed => 3,
-            Outcome::Signalled(_) | Outcome::Stalled(_) => 4,
+            Outcome::Detached => 1,
+            Outcome::Rejected => 2,
+            Outcome::OutputClosed => 3,
+            Outcome::Failed => 4,
+            Outcome::Signalled(_) | Outcome::Stalled(_) => 5,
         }
     }
 
@@ -52,6 +56,7 @@ impl Outcome {
             Outcome::Failed => 1,
             Outcome::Rejected => 3,
             Outcome::Stalled(_) => 4,
+            Outcome::Detached => 5,
             Outcome::OutputClosed => 141,
             Outcome::Signalled(signal) => 128u8.saturating_add(u8::try_from(signal).unwrap_or(127)),
         }
@@ -87,12 +92,17 @@ pub(crate) fn is_broken_pipe(error: &anyhow::Error) -> bool {
     io_error(error).is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }
 
-/// `bpipe: <what>: <why>`, where `why` reads like the C library's message.
-pub fn error_line(error: &anyhow::Error) -> String {
-    let why = match io_error(error) {
+/// Why an error happened: the C library's message for an I/O error, else the root cause.
+pub(crate) fn reason(error: &anyhow::Error) -> String {
+    match io_error(error) {
         Some(io) => crate::io::sys::describe(io),
         None => error.root_cause().to_string(),
-    };
+    }
+}
+
+/// `bpipe: <what>: <why>`, where `why` reads like the C library's message.
+pub fn error_line(error: &anyhow::Error) -> String {
+    let why = reason(error);
     let what: Vec<String> = error
         .chain()
         .take_while(|cause| cause.downcast_ref::<io::Error>().is_none())
@@ -120,6 +130,7 @@ mod tests {
         assert_eq!(Outcome::Done.exit_status(), 0);
         assert_eq!(Outcome::Failed.exit_status(), 1);
         assert_eq!(Outcome::Rejected.exit_status(), 3);
+        assert_eq!(Outcome::Detached.exit_status(), 5);
         assert_eq!(Outcome::Stalled(Side::Input).exit_status(), 4);
         assert_eq!(Outcome::OutputClosed.exit_status(), 141);
         assert_eq!(Outcome::Signalled(libc::SIGINT).exit_status(), 130);
@@ -132,6 +143,8 @@ mod tests {
         use Outcome::*;
         assert_eq!(Outcome::decide([]), Done);
         assert_eq!(Outcome::decide([Rejected, OutputClosed]), OutputClosed);
+        assert_eq!(Outcome::decide([Detached, Done]), Detached);
+        assert_eq!(Outcome::decide([Detached, Rejected]), Rejected);
         assert_eq!(Outcome::decide([OutputClosed, Failed, Rejected]), Failed);
         assert_eq!(
             Outcome::decide([Failed, Signalled(libc::SIGTERM)]),

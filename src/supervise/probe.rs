@@ -9,6 +9,12 @@ pub(crate) trait Probe: Send + Sync {
     fn close(&self);
     fn capacity_chunks(&self) -> usize;
     fn capacity_bytes(&self) -> usize;
+    /// Each output's lane, where there are several outputs; none with one.
+    fn lane_views(&self) -> Vec<View> {
+        Vec::new()
+    }
+    /// Closes one output's lane: its writer stops, the others go on.
+    fn close_lane(&self, _index: usize) {}
 }
 
 impl<P: Payload> Probe for Queue<P> {

@@ -8,17 +8,19 @@ use std::time::{Duration, Instant};
 
 use crate::cli::units::human_bytes;
 use crate::plan::Plan;
-use crate::queue::View;
+use crate::queue::{Drops, View};
 use crate::report::accounts::Accounts;
 use crate::report::counters::Totals;
+use crate::report::parts::{self, InputTally, OutputTally, Part};
 use crate::report::progress::Waiting;
 use crate::report::reporter::{Audience, Reporter};
 use crate::report::snapshot::{Event, QueueStats, RunStats, Snapshot, Traffic};
 use crate::stage::Stages;
 use crate::stage::reader::ReaderExit;
 use crate::supervise::drain::{self, Drain};
-use crate::supervise::message::{Message, Stage, StageExit};
-use crate::supervise::outcome::{Outcome, Side, error_line, is_broken_pipe};
+use crate::supervise::message::{Message, Stage, StageExit, StageId};
+use crate::supervise::outcome::{Outcome, Side, error_line};
+use crate::supervise::outputs::{Outputs, WriterEnd};
 use crate::supervise::signals;
 use crate::supervise::stall::{StallWatch, WriterState};
 use crate::supervise::watch::Watch;
@@ -27,6 +29,9 @@ use crate::supervise::watch::Watch;
 const WAKE_PERIOD: Duration = Duration::from_millis(20);
 /// How long a forced exit waits for the reader to let go.
 const READER_GRACE: Duration = Duration::from_secs(1);
+/// How often full lanes are looked at for `--detach-after`: a tenth of it, within these.
+const DETACH_CHECK_MIN: Duration = Duration::from_millis(10);
+const DETACH_CHECK_MAX: Duration = Duration::from_millis(100);
 
 pub(crate) struct Steering {
     plan: Plan,
@@ -36,7 +41,9 @@ pub(crate) struct Steering {
     watch: Watch,
     stall: Option<StallWatch>,
     reader_end: Option<anyhow::Result<StageExit>>,
-    writer_end: Option<anyhow::Result<StageExit>>,
+    /// The inputs' names, for their parts of the records.
+    input_names: Vec<String>,
+    outputs: Outputs,
     stop_signal: Option<libc::c_int>,
     forced: Option<Outcome>,
     /// The input was refused under `fail`: what was accepted drains while it moves.
@@ -46,9 +53,17 @@ pub(crate) struct Steering {
 }
 
 impl Steering {
-    pub(crate) fn new(plan: Plan, stages: Stages, reporter: Reporter, watch: Watch) -> Self {
+    pub(crate) fn new(
+        plan: Plan,
+        stages: Stages,
+        (input_names, outputs): (Vec<String>, Outputs),
+        reporter: Reporter,
+        watch: Watch,
+    ) -> Self {
         let start = Instant::now();
         Steering {
+            input_names,
+            outputs,
             stall: plan.stall_timeout.map(|t| StallWatch::new(t, start)),
             plan,
             stages,
@@ -56,7 +71,6 @@ impl Steering {
             reporter,
             watch,
             reader_end: None,
-            writer_end: None,
             stop_signal: None,
             forced: None,
             rejected: None,
@@ -77,14 +91,19 @@ impl Steering {
         view: &View,
     ) -> Snapshot {
         let probe = &self.stages.probe;
+        let at_exit = event == Event::Exit;
+        let queue_accounts = Accounts::of(totals, view, at_exit);
+        let (outputs, accounts, dropped) = self.output_parts(&queue_accounts, view, at_exit);
         Snapshot {
             event,
+            inputs: self.input_parts(totals, view),
+            outputs,
             traffic: Traffic {
-                accounts: Accounts::of(totals, view, event == Event::Exit),
+                accounts,
                 chunks_in: totals.input.chunks,
                 chunks_out: totals.output.chunks,
-                chunks_dropped: view.drops.chunks,
-                records_dropped: view.drops.records,
+                chunks_dropped: dropped.chunks,
+                records_dropped: dropped.records,
             },
             queue: QueueStats {
                 chunks: view.chunks,
@@ -110,8 +129,67 @@ impl Steering {
         }
     }
 
+    /// Each output's part of a record, and the record's accounts and dropped records: the
+    /// queue's with one output, the sums over the outputs with several.
+    fn output_parts(
+        &self,
+        queue: &Accounts,
+        view: &View,
+        at_exit: bool,
+    ) -> (Vec<Part>, Accounts, Drops) {
+        let written = self.stages.counters.output_totals();
+        let lanes = self.stages.probe.lane_views();
+        let tallies: Vec<OutputTally> = (0..self.outputs.len())
+            .map(|i| OutputTally {
+                name: self.outputs.name(i),
+                written: written[i],
+                lane: lanes.get(i).copied(),
+                state: self.outputs.state(i),
+            })
+            .collect();
+        parts::outputs(&tallies, queue, view, at_exit)
+    }
+
+    /// The inputs' parts: one for inputs read one after another, named after the first; one
+    /// per input when they are merged.
+    fn input_parts(&self, totals: &Totals, view: &View) -> Vec<Part> {
+        let queues = &self.stages.input_queues;
+        if queues.is_empty() {
+            let state = match &self.reader_end {
+                None => "open",
+                Some(Ok(_)) => "done",
+                Some(Err(_)) => "failed",
+            };
+            let name = self.input_names.first().map_or("", String::as_str);
+            let tally = InputTally {
+                name,
+                read: totals.input,
+                queue: *view,
+                state,
+            };
+            return parts::inputs(&[tally]);
+        }
+        let read = self.stages.counters.input_totals();
+        let tallies: Vec<InputTally> = queues
+            .iter()
+            .zip(&self.input_names)
+            .zip(read)
+            .map(|((queue, name), read)| {
+                let queue = queue.view();
+                let state = if queue.input_done { "done" } else { "open" };
+                InputTally {
+                    name,
+                    read,
+                    queue,
+                    state,
+                }
+            })
+            .collect();
+        parts::inputs(&tallies)
+    }
+
     fn output_closed(&self) -> bool {
-        matches!(&self.writer_end, Some(Err(e)) if is_broken_pipe(e))
+        self.outputs.output_closed()
     }
 
     fn stop_reader(&self) {
@@ -119,28 +197,37 @@ impl Steering {
         self.wake_stages();
     }
 
-    /// The writer still opening its output, a FIFO without a reader yet.
-    fn opening_writer(&self) -> Option<libc::pthread_t> {
-        self.stages
-            .opening_writer()
-            .filter(|_| self.writer_end.is_none())
+    /// Writers still opening their outputs, FIFOs without a reader yet.
+    fn opening_writers(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.outputs.len()).filter(|&i| !self.outputs.has_ended(i) && self.stages.is_opening(i))
     }
 
-    /// Interrupts the system calls a stop must reach: the reader's, and the writer's open (not
-    /// its writes: what was accepted still goes out).
+    /// Writers that have not stopped yet.
+    fn running_writers(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.outputs.len()).filter(|&i| !self.outputs.has_ended(i))
+    }
+
+    /// Interrupts the system calls a stop must reach: the reader's, the writers' opens (not
+    /// their writes: what was accepted still goes out), and every call of a detached writer.
     fn wake_stages(&self) {
-        if self.reader_end.is_none() {
-            signals::wake(self.stages.reader_thread());
+        if self.stages.stop.load(Ordering::Relaxed) && self.reader_end.is_none() {
+            self.stages.reader_threads().for_each(signals::wake);
         }
-        if let Some(writer) = self.opening_writer() {
-            signals::wake(writer);
+        if self.stages.stop.load(Ordering::Relaxed) {
+            self.opening_writers()
+                .for_each(|i| signals::wake(self.stages.writer_thread(i)));
         }
+        self.outputs
+            .detached_running()
+            .for_each(|i| signals::wake(self.stages.writer_thread(i)));
     }
 
-    /// A stop was asked for and a stage it must reach may still be blocked.
+    /// A stop was asked for and a stage it must reach may still be blocked, or a detached
+    /// output's writer may still be blocked on its consumer.
     fn waking(&self) -> bool {
-        self.stages.stop.load(Ordering::Relaxed)
-            && (self.reader_end.is_none() || self.opening_writer().is_some())
+        let stopping = self.stages.stop.load(Ordering::Relaxed)
+            && (self.reader_end.is_none() || self.opening_writers().next().is_some());
+        stopping || self.outputs.detached_running().next().is_some()
     }
 
     /// Records go to a stats file that is a FIFO once a reader opens it: the run waits for that
@@ -149,16 +236,45 @@ impl Steering {
         self.stop_signal.is_none() && self.reporter.stats_file_waiting()
     }
 
-    fn on_stage_done(&mut self, stage: Stage, end: anyhow::Result<StageExit>) {
-        if let (Stage::Reader, Ok(StageExit::Read(ReaderExit::Rejected))) = (stage, &end) {
+    fn on_stage_done(&mut self, id: StageId, end: anyhow::Result<StageExit>) {
+        if let (Stage::Reader, Ok(StageExit::Read(ReaderExit::Rejected))) = (id.stage, &end) {
             self.report_rejection();
         }
-        match stage {
+        match id.stage {
             Stage::Reader => self.reader_end = Some(end),
-            Stage::Writer => {
-                self.writer_end = Some(end);
-                self.stop_reader();
-            }
+            Stage::Writer => self.on_writer_done(id.index, end),
+        }
+    }
+
+    fn on_writer_done(&mut self, index: usize, end: anyhow::Result<StageExit>) {
+        match self.outputs.ended(index, end) {
+            WriterEnd::Done => {}
+            WriterEnd::Detached(line) => self.reporter.line(&line),
+            WriterEnd::Failed => self.stages.probe.close(),
+        }
+        if self.outputs.all_ended() {
+            self.stop_reader();
+        }
+    }
+
+    /// Lets go of a `slow=detach` output whose lane has been full for `--detach-after`.
+    fn check_detach(&mut self) {
+        let limit = self.plan.detach_after;
+        let lanes = self.stages.probe.lane_views();
+        let full: Vec<usize> = self
+            .outputs
+            .detachable()
+            .filter(|&i| lanes.get(i).is_some_and(|l| l.full_for >= limit))
+            .collect();
+        for index in full {
+            self.stages.probe.close_lane(index);
+            let why = format!(
+                "its lane was full for {}",
+                humantime::format_duration(limit)
+            );
+            let line = self.outputs.detach(index, &why);
+            self.reporter.line(&line);
+            signals::wake(self.stages.writer_thread(index));
         }
     }
 
@@ -176,7 +292,7 @@ impl Steering {
                 self.stop_reader();
                 self.start_drain();
             }
-            Message::StageDone { id, end } => self.on_stage_done(id.stage, end),
+            Message::StageDone { id, end } => self.on_stage_done(id, end),
             Message::StatsFileOpened(opened) => self.reporter.stats_file_opened(opened),
         }
     }
@@ -233,6 +349,7 @@ impl Steering {
                 .draw_progress(&snapshot, progress.rate_out, waiting);
         }
         self.check_stall(now, &totals, &view);
+        self.check_detach();
         if let Some(drain) = &mut self.rejected
             && drain.stuck(totals.output.bytes, now)
         {
@@ -241,21 +358,36 @@ impl Steering {
     }
 
     fn check_stall(&mut self, now: Instant, totals: &Totals, view: &View) {
+        let has_data = self.writers_have_data(view, totals);
         let Some(stall) = &mut self.stall else {
             return;
         };
         let writer = WriterState {
-            has_data: view.chunks > 0 || view.taken_bytes > totals.output.bytes,
+            has_data,
             reader_running: self.reader_end.is_none(),
         };
-        let has_data = writer.has_data;
         if let Some(side) = stall.check(now, totals, writer) {
             self.forced = Some(Outcome::Stalled(side));
         } else if has_data && stall.output_quiet(now) >= stall.timeout() / 2 {
             // A blocking write counts its bytes only when it returns: interrupted, it returns
             // what the consumer has taken so far, so a slow consumer is not a stalled one.
-            signals::wake(self.stages.writer_thread());
+            self.running_writers()
+                .for_each(|i| signals::wake(self.stages.writer_thread(i)));
         }
+    }
+
+    /// Whether a writer has something to write: queued for it, or taken and not yet written.
+    fn writers_have_data(&self, view: &View, totals: &Totals) -> bool {
+        let lanes = self.stages.probe.lane_views();
+        if lanes.is_empty() {
+            return view.chunks > 0 || view.taken_bytes > totals.output.bytes;
+        }
+        let written = self.stages.counters.output_totals();
+        view.chunks > 0
+            || lanes
+                .iter()
+                .zip(written)
+                .any(|(lane, out)| lane.chunks > 0 || lane.taken_bytes > out.bytes)
     }
 
     /// Says at once that the input was refused, and starts watching the drain.
@@ -275,16 +407,15 @@ impl Steering {
         self.stages.stop.store(true, Ordering::Relaxed);
         self.stages.probe.close();
         let deadline = Instant::now() + READER_GRACE;
-        while (self.reader_end.is_none() || self.writer_end.is_none()) && Instant::now() < deadline
+        while (self.reader_end.is_none() || !self.outputs.all_ended()) && Instant::now() < deadline
         {
             if self.reader_end.is_none() {
-                signals::wake(self.stages.reader_thread());
+                self.stages.reader_threads().for_each(signals::wake);
             }
-            if self.writer_end.is_none() {
-                signals::wake(self.stages.writer_thread());
-            }
+            self.running_writers()
+                .for_each(|i| signals::wake(self.stages.writer_thread(i)));
             if let Ok(Message::StageDone { id, end }) = rx.recv_timeout(WAKE_PERIOD) {
-                self.on_stage_done(id.stage, end);
+                self.on_stage_done(id, end);
             }
         }
     }
@@ -295,6 +426,10 @@ impl Steering {
             self.stall.as_ref().map(StallWatch::period),
             self.rejected.as_ref().map(|_| drain::PATIENCE / 10),
             self.waking().then_some(WAKE_PERIOD),
+            self.outputs
+                .detachable()
+                .next()
+                .map(|_| (self.plan.detach_after / 10).clamp(DETACH_CHECK_MIN, DETACH_CHECK_MAX)),
         ];
         let checks = periods.into_iter().flatten().map(|period| now + period);
         checks
@@ -306,7 +441,7 @@ impl Steering {
     pub(crate) fn steer(&mut self, rx: &mpsc::Receiver<Message>) {
         while self.forced.is_none()
             && (self.reader_end.is_none()
-                || self.writer_end.is_none()
+                || !self.outputs.all_ended()
                 || self.awaiting_stats_reader())
         {
             let now = Instant::now();
@@ -344,6 +479,7 @@ impl Steering {
             self.reporter.line(&line);
             outcomes.push(Outcome::Failed);
         }
+        outcomes.extend(self.outputs.outcome());
         outcomes.extend(self.stop_signal.map(Outcome::Signalled));
         if let Some(forced) = self.forced {
             if let Outcome::Stalled(side) = forced {
@@ -357,16 +493,12 @@ impl Steering {
         outcome
     }
 
-    /// The reader's error and the writer's, but a closed output: that one has its own status.
+    /// The reader's error and the writers' (see `Outputs::errors`).
     fn error_lines(&self) -> Vec<String> {
         let reader_error = self.reader_end.as_ref().and_then(|r| r.as_ref().err());
-        let writer_error = match &self.writer_end {
-            Some(Err(e)) if !is_broken_pipe(e) => Some(e),
-            _ => None,
-        };
-        [reader_error, writer_error]
+        reader_error
             .into_iter()
-            .flatten()
+            .chain(self.outputs.errors())
             .map(error_line)
             .collect()
     }
