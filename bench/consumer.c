@@ -4,13 +4,18 @@
  *   consumer read
  *   consumer splice
  *   consumer rate [MARK_FILE]
+ *   consumer slow BYTES_PER_SECOND
  *
  * Reads stdin to EOF and prints one line of key=value pairs on stdout.
  *
- *   read    read(2) into a 1 MiB buffer.  Prints: bytes=N
+ *   read    read(2) into a 1 MiB buffer.  Prints: bytes=N last_byte=T
  *   splice  splice(2) from stdin to an fd open on /dev/null, 1 MiB at a
  *           time; falls back to read(2) if stdin cannot be spliced (not a
- *           pipe).  Prints: bytes=N mode=splice|read
+ *           pipe).  Prints: bytes=N mode=splice|read last_byte=T
+ *           (read and splice: T is the CLOCK_REALTIME time, in seconds
+ *           since the epoch like bash's $EPOCHREALTIME, at which the last
+ *           byte arrived, 0 if none did; EOF may come later, when the
+ *           writer closes)
  *   rate    read(2) into a 1 MiB buffer and timestamp every read with
  *           CLOCK_MONOTONIC.  Prints:
  *             bytes=N           total bytes
@@ -37,6 +42,10 @@
  *                               post-idle data)
  *             post_maxwin_B=N   maximum bytes in any 250 ms window starting
  *                               at or after the mark
+ *   slow    a slow reader: read(2) 64 KiB at a time, sleeping between reads
+ *           so that the bytes read by time t never exceed
+ *           BYTES_PER_SECOND × (t - first byte) by more than one read.
+ *           BYTES_PER_SECOND takes K/M/G (1024-based).  Prints: bytes=N
  *
  * Timestamps are taken right after read(2) returns, with the byte count
  * returned by that read.
@@ -52,6 +61,7 @@
 #include <unistd.h>
 
 #define BLOCK (1u << 20)
+#define SLOW_BLOCK (64u << 10)
 #define WINDOW 0.25
 
 static void die(const char *what)
@@ -67,6 +77,16 @@ static double now_mono(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* CLOCK_REALTIME of the last read that returned data (read, splice). */
+static double last_byte;
+
+static double now_real(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static unsigned long long read_loop(char *buf)
 {
     unsigned long long total = 0;
@@ -79,7 +99,51 @@ static unsigned long long read_loop(char *buf)
         }
         if (n == 0)
             return total;
+        last_byte = now_real();
         total += (unsigned long long)n;
+    }
+}
+
+static double parse_rate(const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    switch (*end) {
+    case 'k': case 'K': v *= 1024; end++; break;
+    case 'm': case 'M': v *= 1024 * 1024; end++; break;
+    case 'g': case 'G': v *= 1024 * 1024 * 1024; end++; break;
+    }
+    if (errno || end == s || *end || !(v > 0)) {
+        fprintf(stderr, "consumer: bad rate '%s'\n", s);
+        exit(1);
+    }
+    return v;
+}
+
+/* Paced by an absolute schedule from the first byte, so that time lost to
+ * scheduling delays is caught up rather than added up. */
+static unsigned long long slow_loop(char *buf, double rate)
+{
+    unsigned long long total = 0;
+    double start = 0;
+    for (;;) {
+        ssize_t n = read(STDIN_FILENO, buf, SLOW_BLOCK);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            die("read");
+        }
+        if (n == 0)
+            return total;
+        if (total == 0)
+            start = now_mono();
+        total += (unsigned long long)n;
+        double due = start + (double)total / rate;
+        struct timespec ts = { .tv_sec = (time_t)due,
+                               .tv_nsec = (long)((due - (double)(time_t)due) * 1e9) };
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+            ;
     }
 }
 
@@ -190,7 +254,7 @@ static int rate_mode(char *buf, const char *mark_file)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: consumer read|splice|rate [MARK_FILE]\n");
+        fprintf(stderr, "usage: consumer read|splice|rate [MARK_FILE]|slow BYTES_PER_SECOND\n");
         return 1;
     }
     const char *mode = argv[1];
@@ -199,7 +263,8 @@ int main(int argc, char **argv)
         die("posix_memalign");
 
     if (!strcmp(mode, "read")) {
-        printf("bytes=%llu\n", read_loop(buf));
+        unsigned long long total = read_loop(buf);
+        printf("bytes=%llu last_byte=%.6f\n", total, last_byte);
     } else if (!strcmp(mode, "splice")) {
         int null = open("/dev/null", O_WRONLY);
         if (null < 0)
@@ -220,13 +285,20 @@ int main(int argc, char **argv)
             }
             if (n == 0)
                 break;
+            last_byte = now_real();
             total += (unsigned long long)n;
         }
-        printf("bytes=%llu mode=%s\n", total, how);
+        printf("bytes=%llu mode=%s last_byte=%.6f\n", total, how, last_byte);
+    } else if (!strcmp(mode, "slow")) {
+        if (argc < 3) {
+            fprintf(stderr, "usage: consumer slow BYTES_PER_SECOND\n");
+            return 1;
+        }
+        printf("bytes=%llu\n", slow_loop(buf, parse_rate(argv[2])));
     } else if (!strcmp(mode, "rate")) {
         return rate_mode(buf, argc > 2 ? argv[2] : NULL);
     } else {
-        fprintf(stderr, "consumer: unknown mode '%s' (read, splice, rate)\n", mode);
+        fprintf(stderr, "consumer: unknown mode '%s' (read, splice, rate, slow)\n", mode);
         return 1;
     }
     return 0;

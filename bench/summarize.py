@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Turn the raw TSV written by compare.sh / rate.sh into Markdown tables.
+"""Turn the raw TSV written by compare.sh / rate.sh / fanout.sh into Markdown tables.
 
 usage:
   summarize.py compare RESULTS.tsv
   summarize.py rate RESULTS.tsv
   summarize.py idle RESULTS.tsv
+  summarize.py fanout RESULTS.tsv
 
 Only the Python standard library is used.
 """
@@ -222,10 +223,139 @@ def idle(path):
                  "bound rate×0.25+burst B", "within bound"], body))
 
 
+# fanout.sh: relay labels as bench/fanout.sh's label() prints them
+FAN_ONE = "bpipe -q | c"
+FAN_B3 = "bpipe -q -o >(c) -o >(c) -o - | c"
+FAN_TEE3 = "tee >(c) >(c) | c"
+FAN_MBUF3 = "mbuffer -q -m 64M -o >(c) -o >(c) -o - | c"
+FAN_B2 = "bpipe -q -o >(c) -o - | c"
+FAN_ALL_FAST = "bpipe -q -o >(c) -o >(c),slow=drop -o - | c"
+FAN_ONE_SLOW = "bpipe -q -o >(c) -o >(s),slow=drop -o - | c"
+
+FAN_TITLES = {
+    "w3x3": "w3x3: producer vmsplice | RELAY, three outputs, c = consumer splice",
+    "w1x2": "w1x2: producer write | RELAY, two outputs, c = consumer read",
+    "slow": "slow: producer vmsplice | bpipe, three outputs, the middle one slow=drop",
+}
+FAN_ORDER = [FAN_ONE, FAN_B3, FAN_B2, FAN_TEE3, "tee >(c) | c", FAN_MBUF3,
+             "mbuffer -q -m 64M -o >(c) -o - | c", FAN_ALL_FAST, FAN_ONE_SLOW]
+FAN_FANOUT = {"w3x3": FAN_B3, "w1x2": FAN_B2}
+
+# (row, numerator, denominator, kind, threshold); kinds as in TARGETS, plus
+# "fast": median throughput of the fast outputs, num/den >= threshold
+FAN_TARGETS = [
+    ("w3x3", FAN_B3, FAN_MBUF3, "speed", 5.0),
+    ("w3x3", FAN_B3, FAN_TEE3, "speed", 8.0),
+    ("w3x3", FAN_B3, FAN_ONE, "cpu/GiB", 1.5),
+    ("w1x2", FAN_B2, FAN_ONE, "cpu/GiB", 1.5),
+    ("slow", FAN_ONE_SLOW, FAN_ALL_FAST, "fast", 0.9),
+]
+
+
+def code(s):
+    """A code span in a table cell: GFM splits cells at a bare | even there."""
+    return "`" + s.replace("|", "\\|") + "`"
+
+
+def fanout(path):
+    rows = load(path)
+    order, stats = [], {}
+    for r in rows:
+        key = (r["row"], r["relay"])
+        if r["row"] not in order:
+            order.append(r["row"])
+        s = stats.setdefault(key, {"gbps": [], "fast": [], "cpu": [], "rss": [], "kept": [],
+                                   "outputs": r["outputs"], "bytes": 0, "failed": None})
+        if r["status"] != "ok":
+            s["failed"] = r["status"]
+            continue
+        b = int(r["bytes"])
+        s["bytes"] = b
+        s["gbps"].append(b / float(r["wall_s"]) / GIB)
+        s["fast"].append(b / float(r["fast_wall_s"]) / GIB)
+        s["cpu"].append(float(r["user_s"]) + float(r["sys_s"]))
+        s["rss"].append(int(r["maxrss_kib"]))
+        if r["drop_out_bytes"] != "-":
+            s["kept"].append(int(r["drop_out_bytes"]))
+
+    def med(row, relay, what="gbps"):
+        s = stats.get((row, relay))
+        if not s or s["failed"] or not s[what]:
+            return None
+        return statistics.median(s[what])
+
+    def cpu_per_gib(row, relay):
+        c = med(row, relay, "cpu")
+        return None if c is None else c / (stats[(row, relay)]["bytes"] / GIB)
+
+    def rank(relay):
+        return FAN_ORDER.index(relay) if relay in FAN_ORDER else len(FAN_ORDER)
+
+    out = []
+    for row in order:
+        relays = sorted((k[1] for k in stats if k[0] == row), key=rank)
+        slow = row == "slow"
+        if slow:
+            headers = ["relay", "runs", "fast outputs median GiB/s", "min–max GiB/s",
+                       "to every EOF median GiB/s", "slow=drop output got MiB (median)",
+                       "median relay CPU s", "peak RSS MiB", "÷ all fast"]
+        else:
+            headers = ["relay", "outputs", "runs", "median GiB/s", "min–max GiB/s",
+                       "median relay CPU s", "CPU s/GiB", "peak RSS MiB", "bpipe fan-out ÷ this"]
+        body = []
+        for relay in relays:
+            s = stats[(row, relay)]
+            name = [code(relay)] if slow else [code(relay), s["outputs"]]
+            if s["failed"]:
+                body.append(name + [len(s["gbps"]), f"**{s['failed']}**"] +
+                            [""] * (len(headers) - len(name) - 2))
+                continue
+            rss = fmt(max(s["rss"]) / 1024, 1)
+            if slow:
+                m = med(row, relay, "fast")
+                x = ratio(m, med(row, FAN_ALL_FAST, "fast"))
+                kept = med(row, relay, "kept")
+                body.append(name + [len(s["fast"]), fmt(m),
+                                    f"{min(s['fast']):.2f}–{max(s['fast']):.2f}",
+                                    fmt(med(row, relay)),
+                                    fmt(None if kept is None else kept / MIB, 1),
+                                    fmt(med(row, relay, "cpu"), 3), rss,
+                                    "–" if x is None else f"{x:.2f}×"])
+                continue
+            m = med(row, relay)
+            x = ratio(med(row, FAN_FANOUT.get(row)), m)
+            body.append(name + [len(s["gbps"]), fmt(m), f"{min(s['gbps']):.2f}–{max(s['gbps']):.2f}",
+                                fmt(med(row, relay, "cpu"), 3), fmt(cpu_per_gib(row, relay), 3), rss,
+                                "–" if x is None else f"{x:.2f}×"])
+        out.append(f"## {FAN_TITLES.get(row, row)}\n")
+        out.append(table(headers, body))
+        out.append("")
+
+    body = []
+    for row, num, den, kind, thr in FAN_TARGETS:
+        if kind == "speed":
+            x = ratio(med(row, num), med(row, den))
+            what, req, ok = "GiB/s", f"≥ {thr}×", x is not None and x >= thr
+        elif kind == "fast":
+            x = ratio(med(row, num, "fast"), med(row, den, "fast"))
+            what, req, ok = "fast outputs' GiB/s", f"≥ {thr}×", x is not None and x >= thr
+        else:
+            x = ratio(cpu_per_gib(row, num), cpu_per_gib(row, den))
+            what, req, ok = "relay CPU s/GiB", f"≤ {thr}×", x is not None and x <= thr
+        res = "n/a" if x is None else ("PASS" if ok else "**FAIL**")
+        body.append([row, f"{code(num)} ÷ {code(den)}", what, "–" if x is None else f"{x:.2f}×", req, res])
+    out.append("## Targets (ratios of medians; n/a: a side was not measured)\n")
+    out.append(table(["row", "ratio", "of", "measured", "target", "result"], body,
+                     ["l", "l", "l", "r", "r", "l"]))
+    out.append("")
+    print("\n".join(out))
+
+
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("compare", "rate", "idle"):
+    modes = {"compare": compare, "rate": rate, "idle": idle, "fanout": fanout}
+    if len(sys.argv) != 3 or sys.argv[1] not in modes:
         sys.exit(__doc__)
-    {"compare": compare, "rate": rate, "idle": idle}[sys.argv[1]](sys.argv[2])
+    modes[sys.argv[1]](sys.argv[2])
 
 
 if __name__ == "__main__":
