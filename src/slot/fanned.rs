@@ -21,6 +21,12 @@ impl<P: Share> Chunk<P> {
             .as_ref()
             .expect("a chunk holds its slot until it is dropped")
     }
+
+    fn slot_mut(&mut self) -> &mut P {
+        self.slot
+            .as_mut()
+            .expect("a chunk holds its slot until it is dropped")
+    }
 }
 
 impl<P: Share> Drop for Chunk<P> {
@@ -38,11 +44,14 @@ impl<P: Share> Drop for Chunk<P> {
 
 pub(crate) struct Fanned<P: Share> {
     chunk: Arc<Chunk<P>>,
+    /// The chunk's length when shared: the last share may drain the slot itself.
+    len: usize,
     sent: usize,
 }
 
 /// Shares of one slot, one per lane; the slot returns to `home` when all are dropped.
 pub(crate) fn shares<P: Share>(slot: P, home: &Arc<Queue<P>>, lanes: usize) -> Vec<Fanned<P>> {
+    let len = slot.len();
     let chunk = Arc::new(Chunk {
         slot: Some(slot),
         home: Arc::clone(home),
@@ -50,6 +59,7 @@ pub(crate) fn shares<P: Share>(slot: P, home: &Arc<Queue<P>>, lanes: usize) -> V
     (0..lanes)
         .map(|_| Fanned {
             chunk: Arc::clone(&chunk),
+            len,
             sent: 0,
         })
         .collect()
@@ -57,7 +67,7 @@ pub(crate) fn shares<P: Share>(slot: P, home: &Arc<Queue<P>>, lanes: usize) -> V
 
 impl<P: Share> Payload for Fanned<P> {
     fn len(&self) -> usize {
-        self.chunk.slot().len()
+        self.len
     }
 
     fn records(&self, delimiter: u8, ends_record: bool) -> u64 {
@@ -69,7 +79,11 @@ impl<P: Share> Outgoing for Fanned<P> {
     type Stream = P::Lane;
 
     fn drain(&mut self, fd: BorrowedFd<'_>, max: usize, lane: &mut P::Lane) -> io::Result<usize> {
-        let n = self.chunk.slot().drain_from(self.sent, fd, max, lane)?;
+        // Shares are never cloned: once this is the last, no other output can appear.
+        let n = match Arc::get_mut(&mut self.chunk) {
+            Some(chunk) => chunk.slot_mut().drain_last(self.sent, fd, max, lane)?,
+            None => self.chunk.slot().drain_from(self.sent, fd, max, lane)?,
+        };
         self.sent += n;
         Ok(n)
     }

@@ -75,5 +75,17 @@ pub(crate) trait Share: Slot + Sync + 'static {
         lane: &mut Self::Lane,
     ) -> io::Result<usize>;
 
+    /// As `drain_from`, when no other output shares the slot any more: it may take the bytes
+    /// away (a pipe is then drained itself, not duplicated first).
+    fn drain_last(
+        &mut self,
+        sent: usize,
+        fd: BorrowedFd<'_>,
+        max: usize,
+        lane: &mut Self::Lane,
+    ) -> io::Result<usize> {
+        self.drain_from(sent, fd, max, lane)
+    }
+
     fn lane_copies(lane: &Self::Lane) -> bool;
 }

@@ -258,6 +258,21 @@ impl Share for PipeSlot {
         pipe.drain(fd, max, &mut lane.stream)
     }
 
+    /// The slot pipe holds the bytes not yet written, unless they were duplicated into the
+    /// lane's pipe while others shared the slot.
+    fn drain_last(
+        &mut self,
+        _sent: usize,
+        fd: BorrowedFd<'_>,
+        max: usize,
+        lane: &mut LanePipe,
+    ) -> io::Result<usize> {
+        match &mut lane.pipe {
+            Some(pipe) if pipe.len > 0 => pipe.drain(fd, max, &mut lane.stream),
+            _ => self.drain(fd, max, &mut lane.stream),
+        }
+    }
+
     fn lane_copies(lane: &LanePipe) -> bool {
         !lane.stream.splices()
     }
