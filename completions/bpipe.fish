@@ -30,6 +30,6 @@ complete -c bpipe -s l -l lines -d 'Line mode: chunks end at newlines, so drops 
 complete -c bpipe -s 0 -l null -d 'Records end at NUL instead of newline (implies --lines)'
 complete -c bpipe -s d -l drop -d 'Same as --on-full drop'
 complete -c bpipe -s q -l quiet -d 'No stats on standard error: no summary, no interval records (errors and SIGUSR1 snapshots still print; --stats-file still gets every record)'
-complete -c bpipe -s p -l progress -d 'A live status line, redrawn in place, when standard error is a terminal'
+complete -c bpipe -s p -l progress -d 'A live status line, redrawn in place, when standard error is a terminal; with several outputs it shows the slowest one\'s lag'
 complete -c bpipe -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c bpipe -s V -l version -d 'Print version'

@@ -183,7 +183,8 @@ pub struct Cli {
           help_heading = REPORTING)]
     pub interval: Option<Duration>,
 
-    /// A live status line, redrawn in place, when standard error is a terminal.
+    /// A live status line, redrawn in place, when standard error is a terminal; with several
+    /// outputs it shows the slowest one's lag.
     #[arg(short, long, help_heading = REPORTING)]
     pub progress: bool,
 

@@ -36,14 +36,38 @@ fn bar(fill: usize, capacity: usize) -> String {
     format!("[{}{}]", "#".repeat(filled), "-".repeat(BAR_WIDTH - filled))
 }
 
-/// The line, without the carriage return and erase that place it.
+/// With several outputs, the one furthest behind and how far: what the stream has read that it
+/// has neither written, nor dropped, nor given up on.
+fn slowest_output(snapshot: &Snapshot) -> Option<(&str, u64)> {
+    if snapshot.outputs.len() < 2 {
+        return None;
+    }
+    let bytes_in = snapshot.traffic.accounts.bytes_in;
+    snapshot
+        .outputs
+        .iter()
+        .map(|part| {
+            let done =
+                part.count("bytes_out") + part.count("bytes_dropped") + part.count("bytes_unsent");
+            (part.name.as_str(), bytes_in.saturating_sub(done))
+        })
+        .max_by_key(|&(_, lag)| lag)
+}
+
+/// The line, without the carriage return and erase that place it. With several outputs the
+/// amount is what was read, which each output gets, and the slowest output's lag follows.
 pub(crate) fn render(
     snapshot: &Snapshot,
     rate_out: f64,
     expected: Option<u64>,
     waiting: Waiting,
 ) -> String {
-    let out = snapshot.traffic.accounts.bytes_out;
+    let slowest = slowest_output(snapshot);
+    let accounts = &snapshot.traffic.accounts;
+    let out = match slowest {
+        Some(_) => accounts.bytes_in,
+        None => accounts.bytes_out,
+    };
     let queue = &snapshot.queue;
     let mut line = format!(
         "{} {}/s queue {} {}/{}",
@@ -58,6 +82,9 @@ pub(crate) fn render(
             " dropped {}",
             human_bytes(snapshot.traffic.accounts.bytes_dropped)
         );
+    }
+    if let Some((name, lag)) = slowest {
+        line += &format!(" lag {} {name}", human_bytes(lag));
     }
     if let Some(total) = expected {
         let percent = (out as f64 * 100.0 / total as f64).min(100.0);
@@ -102,5 +129,32 @@ mod tests {
             line,
             "1.0 MiB 1.0 MiB/s queue [#####-----] 8/16 25% ETA 3s reader blocked"
         );
+    }
+
+    #[test]
+    fn with_several_outputs_the_slowest_ones_lag_is_shown() {
+        use crate::report::counters::SideTotals;
+        use crate::report::parts::{OutputTally, outputs};
+        let mut snapshot = sample();
+        snapshot.traffic.chunks_dropped = 0;
+        let queue = crate::report::accounts::Accounts {
+            bytes_in: 3 << 20,
+            ..Default::default()
+        };
+        let tally = |name, bytes| OutputTally {
+            name,
+            written: SideTotals {
+                bytes,
+                ..SideTotals::default()
+            },
+            lane: Some(crate::queue::View::default()),
+            state: "open",
+        };
+        let tallies = [tally("fast", 3 << 20), tally("slow", 1 << 20)];
+        let view = crate::queue::View::default();
+        (snapshot.outputs, snapshot.traffic.accounts, _) = outputs(&tallies, &queue, &view, false);
+        let line = render(&snapshot, 0.0, None, Waiting::Nobody);
+        assert!(line.starts_with("3.0 MiB 0 B/s"), "{line}");
+        assert!(line.contains(" lag 2.0 MiB slow "), "{line}");
     }
 }
