@@ -2,6 +2,7 @@
 
 mod fanout;
 mod generated;
+mod merge;
 mod observe;
 mod policies;
 mod readme;
