@@ -1,6 +1,8 @@
 //! Black-box tests of the bpipe binary, as a user's scripts would run it.
 
+mod fanout;
 mod generated;
+mod merge;
 mod observe;
 mod policies;
 mod readme;

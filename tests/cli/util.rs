@@ -596,3 +596,65 @@ pub fn exit_within(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     });
     status
 }
+
+// ---- Fan-out and merge (issue 10): list records and FIFOs ----
+
+impl Json {
+    /// The objects of the list at `key` (`outputs`, `inputs`), each as a record of its own, so
+    /// that a missing key or a wrong type fails with the record shown.
+    pub fn list(&self, key: &str) -> Vec<Json> {
+        let list = self
+            .get(key)
+            .as_array()
+            .unwrap_or_else(|| panic!("{key} is not a list in {self:?}"));
+        list.iter()
+            .map(|item| match item {
+                serde_json::Value::Object(fields) => Json(fields.clone()),
+                _ => panic!("an entry of {key} is not an object in {self:?}"),
+            })
+            .collect()
+    }
+}
+
+/// Makes the FIFO `name` in `dir` and returns its path.
+pub fn mkfifo(dir: &TempDir, name: &str) -> String {
+    let path = dir.path(name);
+    let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path and a valid mode.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    path.to_str().unwrap().to_string()
+}
+
+/// Opens both ends of `fifo` without blocking, holds them a moment, and closes them: a thread or
+/// process waiting in open(2) on it gets past the open, a reader then reads the end of the data
+/// and a writer gets a broken pipe. For cleaning up after a bpipe that never opened its end.
+pub fn release_fifo(fifo: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = |write: bool| {
+        std::fs::OpenOptions::new()
+            .read(!write)
+            .write(write)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(fifo)
+    };
+    // The read end first: a writer end opens without blocking only when there is a reader.
+    let reader = open(false);
+    let writer = open(true);
+    thread::sleep(Duration::from_millis(10));
+    drop((reader, writer));
+}
+
+/// Joins a thread that opens `fifo` itself, once bpipe has exited: releases it (`release_fifo`)
+/// until it is done, as it would wait for ever if bpipe never opened its end. Bounded by
+/// `DEADLINE`.
+pub fn join_fifo_user<T>(user: thread::JoinHandle<T>, fifo: &str) -> T {
+    let start = Instant::now();
+    while !user.is_finished() {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "a thread using {fifo} is still stuck"
+        );
+        release_fifo(fifo);
+    }
+    user.join().expect("a thread using a FIFO panicked")
+}
