@@ -198,15 +198,46 @@ pub struct Cli {
     pub stats_file: Option<PathBuf>,
 }
 
+/// Help and version go out as clap prints them; a usage error is one line, `bpipe: <what>:
+/// <why>`, like every other error bpipe reports, and status 2.
+fn exit_on(error: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        error.exit();
+    }
+    eprintln!("{}", usage_line(&error));
+    std::process::exit(2);
+}
+
+/// clap's message up to its first blank line (the usage and the hint to try --help follow),
+/// on one line.
+fn usage_line(error: &clap::Error) -> String {
+    let text = error.render().to_string();
+    let message: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.is_empty())
+        .collect();
+    let message = message.join(" ");
+    format!(
+        "bpipe: {}",
+        message.strip_prefix("error: ").unwrap_or(&message)
+    )
+}
+
 impl Cli {
     /// Parses the command line, exiting with status 2 on a usage error, including the
     /// combinations clap cannot express.
     pub fn parse_checked() -> Self {
-        let cli = Cli::parse();
-        if let Err(error) = cli.check() {
-            error.exit();
+        match Cli::try_parse().and_then(|cli| cli.check().map(|()| cli)) {
+            Ok(cli) => cli,
+            Err(error) => exit_on(error),
         }
-        cli
     }
 
     fn check(&self) -> Result<(), clap::Error> {
@@ -252,6 +283,23 @@ mod tests {
     #[test]
     fn verify_app() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_usage_error_is_one_bpipe_line() {
+        let error = Cli::try_parse_from(["bpipe", "-b", "foo"]).unwrap_err();
+        let line = usage_line(&error);
+        assert!(
+            line.starts_with("bpipe: invalid value 'foo' for '--chunk-size <SIZE>': "),
+            "{line}"
+        );
+        assert!(!line.contains('\n'));
+        let error = Cli::try_parse_from(["bpipe", "--on-full", "maybe"]).unwrap_err();
+        let line = usage_line(&error);
+        assert!(
+            line.ends_with("[possible values: block, drop, drop-oldest, fail]"),
+            "{line}"
+        );
     }
 
     #[test]

@@ -28,20 +28,20 @@ pub struct OutputArg {
 
 /// Splits at single commas; a doubled comma stands for one comma.
 fn split_spec(spec: &str) -> Vec<String> {
-    let mut parts = vec![String::new()];
+    let mut parts = Vec::new();
+    let mut part = String::new();
     let mut chars = spec.chars().peekable();
     while let Some(c) = chars.next() {
         match (c, chars.peek()) {
             (',', Some(',')) => {
                 chars.next();
-                parts.last_mut().map(|p| p.push(','));
+                part.push(',');
             }
-            (',', _) => parts.push(String::new()),
-            (c, _) => {
-                parts.last_mut().map(|p| p.push(c));
-            }
+            (',', _) => parts.push(std::mem::take(&mut part)),
+            (c, _) => part.push(c),
         }
     }
+    parts.push(part);
     parts
 }
 

@@ -113,7 +113,6 @@ mod tests {
     use crate::clock::manual::ManualClock;
     use crate::io::sys;
     use crate::queue::Limits;
-    use crate::slot::Slot;
     use crate::slot::memory::MemSlot;
     use crate::slot::pipe::{LanePipe, PipeSlot};
     use std::os::fd::AsFd;

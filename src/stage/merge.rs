@@ -11,12 +11,13 @@ use std::time::Duration;
 use crate::io::endpoint::Unopened;
 use crate::plan::Plan;
 use crate::queue::bell::Bell;
-use crate::queue::{Item, Limits, Next, Push, Queue};
+use crate::queue::{Item, Limits, Next, Push, Queue, View};
 use crate::report::counters::Counters;
 use crate::slot::Slot;
 use crate::stage::reader::{Reader, ReaderExit};
 use crate::stage::{ReadFn, done, limiter, spawn};
 use crate::supervise::message::{Message, Stage, StageExit, StageId};
+use crate::supervise::probe::Probe;
 use crate::{clock, io::sys};
 
 /// How long the merger sleeps without a ring before it looks again: a stop that closed the
@@ -97,6 +98,60 @@ impl<S: Slot> Merger<S> {
     }
 }
 
+/// The data plane with merged inputs, as the supervisor sees it: the queue (or the queue and the
+/// outputs' lanes) behind the inputs' own queues, looked at as one queue: what the inputs offered,
+/// dropped and hold, what the merger holds on its way, and what the writers took.
+pub(crate) struct MergeProbe<S> {
+    pub(crate) inner: Arc<dyn Probe>,
+    pub(crate) inputs: Vec<Arc<Queue<S>>>,
+}
+
+impl<S: Slot> Probe for MergeProbe<S> {
+    fn view(&self) -> View {
+        let inputs: Vec<View> = self.inputs.iter().map(|q| q.view()).collect();
+        let mut view = self.inner.view();
+        let taken_from_inputs: u64 = inputs.iter().map(|v| v.taken_bytes).sum();
+        let held_by_merger = taken_from_inputs.saturating_sub(view.offered_bytes);
+        view.bytes += usize::try_from(held_by_merger).unwrap_or(usize::MAX);
+        view.offered_bytes = 0;
+        view.reader_blocked = Duration::ZERO;
+        for input in &inputs {
+            view.chunks += input.chunks;
+            view.bytes += input.bytes;
+            view.offered_bytes += input.offered_bytes;
+            view.refused_bytes += input.refused_bytes;
+            view.discarded_bytes += input.discarded_bytes;
+            view.drops.bytes += input.drops.bytes;
+            view.drops.chunks += input.drops.chunks;
+            view.drops.records += input.drops.records;
+            view.reader_blocked = view.reader_blocked.max(input.reader_blocked);
+            view.reader_waiting |= input.reader_waiting;
+        }
+        view
+    }
+
+    fn close(&self) {
+        self.inner.close();
+        self.inputs.iter().for_each(|input| input.close());
+    }
+
+    fn capacity_chunks(&self) -> usize {
+        self.inner.capacity_chunks()
+    }
+
+    fn capacity_bytes(&self) -> usize {
+        self.inner.capacity_bytes()
+    }
+
+    fn lane_views(&self) -> Vec<View> {
+        self.inner.lane_views()
+    }
+
+    fn close_lane(&self, index: usize) {
+        self.inner.close_lane(index);
+    }
+}
+
 /// How the inputs ended, told as one reader's end: the first error, else the most telling exit.
 fn combined(ends: Vec<anyhow::Result<ReaderExit>>) -> anyhow::Result<ReaderExit> {
     let mut exit = ReaderExit::Eof;
@@ -121,13 +176,16 @@ pub(crate) struct MergeJob<'a, S> {
     pub(crate) read: ReadFn<S>,
 }
 
+/// The merged readers' threads, and their inputs' queues.
+type Started<S> = (Vec<JoinHandle<()>>, Vec<Arc<Queue<S>>>);
+
 /// Starts a reader per input and the merger; returns the readers' threads (kept unjoined, for
 /// wake-ups) and the inputs' queues. The merger reports the inputs' end as the reader's.
 pub(crate) fn start<S: Slot + 'static>(
     job: MergeJob<'_, S>,
     inputs: Vec<Unopened>,
     tx: mpsc::Sender<Message>,
-) -> anyhow::Result<(Vec<JoinHandle<()>>, Vec<Arc<Queue<S>>>)> {
+) -> anyhow::Result<Started<S>> {
     let bell = Arc::new(Bell::default());
     let limits = share(job.plan.limits, inputs.len());
     let queues: Vec<Arc<Queue<S>>> = (0..inputs.len())

@@ -9,6 +9,7 @@ use std::thread::{self, JoinHandle};
 
 use anyhow::Context;
 
+use crate::cli::OnFull;
 use crate::clock;
 use crate::io::endpoint::Unopened;
 use crate::io::sys;
@@ -242,8 +243,13 @@ fn launch<S: Share>(
     outputs: Vec<Unopened>,
     tx: mpsc::Sender<Message>,
 ) -> anyhow::Result<Stages> {
+    // Merged inputs apply the policy each to its own queue; the merger then waits for room.
+    let policy = match reader_count(plan, &inputs) {
+        1 => plan.policy,
+        _ => OnFull::Block,
+    };
     let shared = Shared {
-        queue: Arc::new(Queue::new(plan.limits, plan.policy, clock::system())),
+        queue: Arc::new(Queue::new(plan.limits, policy, clock::system())),
         counters: Arc::new(Counters::new(reader_count(plan, &inputs), outputs.len())),
         stop: Arc::new(AtomicBool::new(false)),
     };
@@ -258,10 +264,10 @@ fn launch<S: Share>(
         outputs,
         &tx,
     )?;
-    let (readers, input_queues) = match reader_count(plan, &inputs) {
+    let (readers, input_queues, probe) = match reader_count(plan, &inputs) {
         1 => {
             let reader = spawn_reader(shared.clone(), plan, stock.chunk_size, read, inputs, tx)?;
-            (vec![reader], Vec::new())
+            (vec![reader], Vec::new(), probe)
         }
         _ => {
             let job = merge::MergeJob {
@@ -273,8 +279,15 @@ fn launch<S: Share>(
                 read,
             };
             let (readers, queues) = merge::start(job, inputs, tx)?;
-            let probes = queues.into_iter().map(|q| q as Arc<dyn Probe>).collect();
-            (readers, probes)
+            let probes = queues
+                .iter()
+                .map(|q| Arc::clone(q) as Arc<dyn Probe>)
+                .collect();
+            let merged = merge::MergeProbe {
+                inner: probe,
+                inputs: queues,
+            };
+            (readers, probes, Arc::new(merged) as Arc<dyn Probe>)
         }
     };
     Ok(Stages {

@@ -100,15 +100,24 @@ impl Outputs {
         }
     }
 
-    /// Failures that end the run, but for a closed output: that one has its own status. With
-    /// several outputs, a closed one is named, since the status alone cannot tell which.
+    /// Failures that end the run, but for a closed output: that one has its own status.
     pub(crate) fn errors(&self) -> impl Iterator<Item = &anyhow::Error> {
+        self.failures().filter(|e| !is_broken_pipe(e))
+    }
+
+    /// Closed outputs, with several: the status alone cannot tell which one it was.
+    pub(crate) fn closed(&self) -> impl Iterator<Item = &anyhow::Error> {
         let several = self.several();
+        self.failures()
+            .filter(move |e| several && is_broken_pipe(e))
+    }
+
+    fn failures(&self) -> impl Iterator<Item = &anyhow::Error> {
         self.ends
             .iter()
             .zip(&self.detached)
-            .filter_map(move |(end, &detached)| match end {
-                Some(Err(e)) if !detached && (several || !is_broken_pipe(e)) => Some(e),
+            .filter_map(|(end, &detached)| match end {
+                Some(Err(e)) if !detached => Some(e),
                 _ => None,
             })
     }
@@ -170,7 +179,7 @@ mod tests {
         let mut o = outputs(&["-o", "a", "-o", "b"]);
         assert_eq!(o.ended(1, broken_pipe()), WriterEnd::Failed);
         assert!(o.output_closed());
-        assert_eq!(o.errors().count(), 1);
+        assert_eq!((o.errors().count(), o.closed().count()), (0, 1));
         assert_eq!(o.state(1), "failed");
         assert_eq!(o.outcome(), None);
     }
@@ -180,7 +189,7 @@ mod tests {
         let mut o = outputs(&["--slow-output", "detach"]);
         assert_eq!(o.detachable().count(), 0);
         assert_eq!(o.ended(0, broken_pipe()), WriterEnd::Failed);
-        assert_eq!(o.errors().count(), 0);
+        assert_eq!((o.errors().count(), o.closed().count()), (0, 0));
         assert!(o.output_closed());
     }
 

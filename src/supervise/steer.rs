@@ -479,6 +479,8 @@ impl Steering {
             self.reporter.line(&line);
             outcomes.push(Outcome::Failed);
         }
+        let closed: Vec<String> = self.outputs.closed().map(error_line).collect();
+        closed.iter().for_each(|line| self.reporter.line(line));
         outcomes.extend(self.outputs.outcome());
         outcomes.extend(self.stop_signal.map(Outcome::Signalled));
         if let Some(forced) = self.forced {
