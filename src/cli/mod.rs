@@ -73,7 +73,7 @@ pub struct Cli {
     /// Write to PATH (created or truncated) instead of standard output; - is standard output.
     /// Give it several times to send the stream to each: every output has its own lane of -n
     /// chunks (and -m bytes), sharing the chunks, not copying them, so with N outputs at most
-    /// (N+1) × -n chunks exist. SPEC is
+    /// (N+1) x -n chunks exist. SPEC is
     /// PATH[,slow=POLICY][,rate=RATE], that output's own --slow-output and --rate-limit; a
     /// comma in PATH is written twice.
     #[arg(short, long, value_name = "SPEC", value_parser = output_spec::parse_output, allow_hyphen_values = true,
