@@ -53,6 +53,29 @@ pub(crate) struct LaneSpec {
     pub(crate) pace: Option<PaceSpec>,
 }
 
+/// Where the relay answers control requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ControlSpec {
+    Off,
+    /// In the per-user directory, named by the PID; a directory that cannot be used turns
+    /// control off with a note.
+    Default,
+    /// At this path, given with --control: a path that cannot be used is an error.
+    At(PathBuf),
+}
+
+/// Where the Prometheus metrics go, and how often the file is rewritten.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct MetricsSpec {
+    pub(crate) file: Option<PathBuf>,
+    pub(crate) listen: Option<std::net::SocketAddr>,
+    pub(crate) labels: Vec<(String, String)>,
+    pub(crate) interval: Duration,
+}
+
+/// How often --metrics-file is rewritten without -i.
+pub(crate) const METRICS_INTERVAL: Duration = Duration::from_secs(10);
+
 /// A rate limit: so many units a second, at most `burst` of them at once after idle time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct PaceSpec {
@@ -85,6 +108,25 @@ pub(crate) struct Plan {
     pub(crate) stall_timeout: Option<Duration>,
     /// How long the drain after a stop signal may last.
     pub(crate) drain_timeout: Duration,
+    pub(crate) control: ControlSpec,
+    pub(crate) metrics: MetricsSpec,
+}
+
+fn control(cli: &Cli) -> ControlSpec {
+    match (&cli.control.control, cli.control.no_control) {
+        (_, true) => ControlSpec::Off,
+        (Some(path), false) => ControlSpec::At(path.clone()),
+        (None, false) => ControlSpec::Default,
+    }
+}
+
+fn metrics(cli: &Cli) -> MetricsSpec {
+    MetricsSpec {
+        file: cli.control.metrics_file.clone(),
+        listen: cli.control.metrics_listen,
+        labels: cli.control.metrics_label.clone(),
+        interval: cli.interval.unwrap_or(METRICS_INTERVAL),
+    }
 }
 
 /// The burst a rate limit gets unless `--burst` says otherwise: a tenth of a second's worth, at
@@ -216,6 +258,8 @@ impl From<&Cli> for Plan {
             expected_size: cli.size,
             stall_timeout: cli.stall_timeout,
             drain_timeout: cli.drain_timeout,
+            control: control(cli),
+            metrics: metrics(cli),
         }
     }
 }

@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum, ValueHint};
 
+pub mod control;
 pub mod output_spec;
 pub mod units;
 
+pub use control::{ControlArgs, PauseSide};
 pub use output_spec::{OutputArg, SlowOutput};
 
 const IO: &str = "Input/Output";
@@ -197,6 +199,22 @@ pub struct Cli {
     /// Also write every stats record to PATH (created or truncated) as JSON Lines.
     #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath, help_heading = REPORTING)]
     pub stats_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub control: ControlArgs,
+
+    /// Whether --on-full was given, rather than its default: --remote sends only what was.
+    #[arg(skip)]
+    pub on_full_given: bool,
+}
+
+/// What this run of bpipe does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Relay,
+    Query(String),
+    Remote(String),
+    Top { once: bool },
 }
 
 /// Help and version go out as clap prints them; a usage error is one line, `bpipe: <what>:
@@ -235,9 +253,33 @@ impl Cli {
     /// Parses the command line, exiting with status 2 on a usage error, including the
     /// combinations clap cannot express.
     pub fn parse_checked() -> Self {
-        match Cli::try_parse().and_then(|cli| cli.check().map(|()| cli)) {
+        match Cli::try_parse_checked(std::env::args_os()) {
             Ok(cli) => cli,
             Err(error) => exit_on(error),
+        }
+    }
+
+    pub fn try_parse_checked<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
+        let matches = Cli::command().try_get_matches_from(args)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        cli.on_full_given =
+            matches.value_source("on_full") == Some(ValueSource::CommandLine) || cli.drop;
+        cli.check()?;
+        Ok(cli)
+    }
+
+    pub fn mode(&self) -> Mode {
+        let control = &self.control;
+        match (&control.query, &control.remote) {
+            (Some(target), _) => Mode::Query(target.clone()),
+            (None, Some(target)) => Mode::Remote(target.clone()),
+            (None, None) if control.top => Mode::Top { once: control.once },
+            (None, None) => Mode::Relay,
         }
     }
 
