@@ -3,3 +3,5 @@
 
 pub(crate) mod command;
 pub(crate) mod dir;
+pub(crate) mod reply;
+pub(crate) mod server;

@@ -8,6 +8,7 @@ use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::cli::OnFull;
 use crate::io::endpoint::Unopened;
 use crate::plan::Plan;
 use crate::queue::bell::Bell;
@@ -149,6 +150,13 @@ impl<S: Slot> Probe for MergeProbe<S> {
 
     fn close_lane(&self, index: usize) {
         self.inner.close_lane(index);
+    }
+
+    /// Each input applies the policy to its own queue; the merger's queue keeps blocking.
+    fn set_policy(&self, policy: OnFull) {
+        self.inputs
+            .iter()
+            .for_each(|input| input.set_policy(policy));
     }
 }
 
