@@ -8,5 +8,6 @@ pub(crate) mod plan;
 pub(crate) mod queue;
 pub(crate) mod report;
 pub(crate) mod slot;
+pub(crate) mod spool;
 pub(crate) mod stage;
 pub mod supervise;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{Cli, OnFull, RateUnit, SlowOutput, StatsFormat};
+use crate::cli::{Cli, Level, OnFull, RateUnit, SlowOutput, StatsFormat};
 use crate::queue::Limits;
 
 /// How the data moves through the queue.
@@ -73,6 +73,21 @@ pub(crate) struct MetricsSpec {
     pub(crate) interval: Duration,
 }
 
+/// A disk spool behind the queue: a file in `dir` holding at most `max` bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SpoolSpec {
+    pub(crate) dir: PathBuf,
+    pub(crate) max: u64,
+}
+
+/// When the writer starts, and when a reader held back by a full buffer reads again.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Watermarks {
+    pub(crate) start_at: Option<Level>,
+    pub(crate) start_after: Option<Duration>,
+    pub(crate) resume_at: Option<Level>,
+}
+
 /// How often --metrics-file is rewritten without -i.
 pub(crate) const METRICS_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -114,6 +129,8 @@ pub(crate) struct Plan {
     pub(crate) drain_timeout: Duration,
     pub(crate) control: ControlSpec,
     pub(crate) metrics: MetricsSpec,
+    pub(crate) spool: Option<SpoolSpec>,
+    pub(crate) watermarks: Watermarks,
 }
 
 fn control(cli: &Cli) -> ControlSpec {
@@ -266,6 +283,17 @@ impl From<&Cli> for Plan {
             drain_timeout: cli.drain_timeout,
             control: control(cli),
             metrics: metrics(cli),
+            spool: cli
+                .spool
+                .spool
+                .clone()
+                .zip(cli.spool.spool_max)
+                .map(|(dir, max)| SpoolSpec { dir, max }),
+            watermarks: Watermarks {
+                start_at: cli.spool.start_at,
+                start_after: cli.spool.start_after,
+                resume_at: cli.spool.resume_at,
+            },
         }
     }
 }

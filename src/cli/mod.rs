@@ -7,10 +7,12 @@ use clap::{Parser, ValueEnum, ValueHint};
 
 pub mod control;
 pub mod output_spec;
+pub mod spool;
 pub mod units;
 
 pub use control::{ControlArgs, PauseSide};
 pub use output_spec::{OutputArg, SlowOutput};
+pub use spool::{Level, SpoolArgs};
 
 const IO: &str = "Input/Output";
 const BUFFERING: &str = "Buffering";
@@ -199,6 +201,9 @@ pub struct Cli {
     /// Also write every stats record to PATH (created or truncated) as JSON Lines.
     #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath, help_heading = REPORTING)]
     pub stats_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub spool: SpoolArgs,
 
     #[command(flatten)]
     pub control: ControlArgs,

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::OnFull;
 use crate::clock::SharedClock;
+use crate::spool::SpoolView;
 use bell::Bell;
 
 pub(crate) mod bell;
@@ -21,11 +22,13 @@ mod model_tests;
 mod policy;
 mod storage;
 mod sync;
+mod tier;
 
 pub(crate) use policy::Drops;
 use policy::{Admission, Decision};
 use storage::{Lane, Storage};
 use sync::{Clocked, Side, Sync, Waits};
+pub(crate) use tier::TryPush;
 
 /// What the queue needs to know of a slot.
 pub(crate) trait Payload: Send {
@@ -104,6 +107,8 @@ pub(crate) struct View {
     pub(crate) discarded_bytes: u64,
     /// Bytes the writer has taken from the queue, written or not.
     pub(crate) taken_bytes: u64,
+    /// The disk spool and the watermarks in front of the queue, when there are any.
+    pub(crate) spool: SpoolView,
 }
 
 struct State<P> {
@@ -375,6 +380,7 @@ impl<P: Payload> Queue<P> {
             refused_bytes: state.refused_bytes,
             discarded_bytes: state.discarded_bytes,
             taken_bytes: state.lane.taken_bytes,
+            spool: SpoolView::default(),
         }
     }
 }

@@ -75,7 +75,7 @@ impl Admission {
         Decision::Dropped(item.slot)
     }
 
-    fn fits<P: Payload>(&self, storage: &Storage<P>, len: usize) -> bool {
+    pub(super) fn fits<P: Payload>(&self, storage: &Storage<P>, len: usize) -> bool {
         storage.is_empty()
             || (storage.len() < self.max_chunks && storage.bytes() + len <= self.max_bytes)
     }

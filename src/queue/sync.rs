@@ -22,18 +22,22 @@ fn back_off(round: u32) {
     }
 }
 
-/// Who waits: the reader for room, the writer for data.
+/// Who waits: the reader for room, the writer for data, and a spool's replayer for room too,
+/// on a clock of its own: its waits do not hold the producer back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Side {
     Reader = 0,
     Writer = 1,
+    Replayer = 2,
 }
+
+const SIDES: usize = 3;
 
 /// How long each side has waited, and since when it is waiting now.
 #[derive(Default)]
 pub(crate) struct Waits {
-    since: [Option<Instant>; 2],
-    total: [Duration; 2],
+    since: [Option<Instant>; SIDES],
+    total: [Duration; SIDES],
 }
 
 impl Waits {
@@ -55,7 +59,7 @@ pub(crate) trait Clocked {
 
 pub(crate) struct Sync<T> {
     state: Mutex<T>,
-    wake: [Condvar; 2],
+    wake: [Condvar; SIDES],
     clock: SharedClock,
 }
 
@@ -63,7 +67,7 @@ impl<T: Clocked> Sync<T> {
     pub(crate) fn new(state: T, clock: SharedClock) -> Self {
         Sync {
             state: Mutex::new(state),
-            wake: [Condvar::new(), Condvar::new()],
+            wake: [Condvar::new(), Condvar::new(), Condvar::new()],
             clock,
         }
     }
@@ -109,6 +113,10 @@ impl<T: Clocked> Sync<T> {
     pub(crate) fn wake(&self, state: &mut T, side: Side) {
         if state.waits().is_waiting(side) {
             self.wake[side as usize].notify_all();
+        }
+        // Room for the reader is room for the replayer.
+        if side == Side::Reader && state.waits().is_waiting(Side::Replayer) {
+            self.wake[Side::Replayer as usize].notify_all();
         }
     }
 

@@ -31,12 +31,12 @@ impl Accounts {
         }
     }
 
-    /// Accepted bytes still on their way: held by the reader, queued, or held by the writer.
-    /// What a drain has to write, and what is unsent if the run ends now.
+    /// Accepted bytes still on their way: held by the reader, spooled, queued, or held by the
+    /// writer. What a drain has to write, and what is unsent if the run ends now.
     pub(crate) fn held(totals: &Totals, view: &View) -> u64 {
         let held_by_reader = totals.input.bytes.saturating_sub(view.offered_bytes);
         let held_by_writer = view.taken_bytes.saturating_sub(totals.output.bytes);
-        held_by_reader + view.bytes as u64 + held_by_writer
+        held_by_reader + view.spool.held + view.bytes as u64 + held_by_writer
     }
 }
 

@@ -88,6 +88,33 @@ fn write_queue_and_run(s: &Snapshot, w: &mut Vec<u8>) -> io::Result<()> {
     Ok(())
 }
 
+/// The spool, when it was used, and the waits at the watermarks, when there were any.
+fn write_spool(s: &Snapshot, w: &mut Vec<u8>) -> io::Result<()> {
+    let spool = &s.spool;
+    if spool.spooled > 0 {
+        write!(
+            w,
+            "; spool {}, peak {} of {}, {} spooled",
+            human_bytes(spool.bytes),
+            human_bytes(spool.peak_bytes),
+            human_bytes(spool.max_bytes),
+            human_bytes(spool.spooled),
+        )?;
+    }
+    if spool.start_waits > 0 {
+        write!(w, "; start held {}", human_seconds(spool.start_wait))?;
+    }
+    if spool.resume_waits > 0 {
+        write!(
+            w,
+            "; resume waits {} ({})",
+            spool.resume_waits,
+            human_seconds(spool.resume_wait)
+        )?;
+    }
+    Ok(())
+}
+
 /// With several outputs (or inputs), one short part each: `; out.img 1.0 MiB done`.
 fn write_parts(parts: &[Part], bytes_key: &str, w: &mut Vec<u8>) -> io::Result<()> {
     if parts.len() < 2 {
@@ -113,6 +140,7 @@ impl Render for Human {
     fn render(&self, snapshot: &Snapshot, w: &mut Vec<u8>) -> io::Result<()> {
         write_traffic(snapshot, w)?;
         write_queue_and_run(snapshot, w)?;
+        write_spool(snapshot, w)?;
         write_parts(&snapshot.inputs, "bytes_in", w)?;
         write_parts(&snapshot.outputs, "bytes_out", w)?;
         writeln!(w)
@@ -153,6 +181,31 @@ mod tests {
         assert!(text.contains("throttled 0.50s"), "{text}");
         assert!(text.contains("unsent 4.0 KiB; output closed"), "{text}");
         assert_eq!(text.lines().count(), 1);
+    }
+
+    #[test]
+    fn the_spool_and_the_watermarks_show_when_used() {
+        let mut snapshot = sample();
+        assert!(!render(&snapshot).contains("spool"));
+        snapshot.spool.max_bytes = 64 << 20;
+        assert!(
+            !render(&snapshot).contains("spool"),
+            "configured, never used"
+        );
+        snapshot.spool.spooled = 40 << 20;
+        snapshot.spool.peak_bytes = 12 << 20;
+        snapshot.spool.start_waits = 1;
+        snapshot.spool.start_wait = std::time::Duration::from_millis(1200);
+        snapshot.spool.resume_waits = 3;
+        snapshot.spool.resume_wait = std::time::Duration::from_millis(2100);
+        let text = render(&snapshot);
+        assert!(
+            text.contains(
+                "; spool 0 B, peak 12.0 MiB of 64.0 MiB, 40.0 MiB spooled; start held 1.20s; \
+                 resume waits 3 (2.10s)"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

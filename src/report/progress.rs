@@ -77,6 +77,17 @@ pub(crate) fn render(
         queue.chunks,
         queue.capacity_chunks,
     );
+    let spool = &snapshot.spool;
+    if spool.max_bytes > 0 {
+        line += &format!(
+            " spool {} {}",
+            bar(
+                usize::try_from(spool.bytes).unwrap_or(usize::MAX),
+                usize::try_from(spool.max_bytes).unwrap_or(usize::MAX)
+            ),
+            human_bytes(spool.bytes)
+        );
+    }
     if snapshot.traffic.chunks_dropped > 0 {
         line += &format!(
             " dropped {}",
@@ -128,6 +139,19 @@ mod tests {
         assert_eq!(
             line,
             "1.0 MiB 1.0 MiB/s queue [#####-----] 8/16 25% ETA 3s reader blocked"
+        );
+    }
+
+    #[test]
+    fn the_spool_fill_is_drawn_beside_the_queue_fill() {
+        let mut snapshot = sample();
+        snapshot.traffic.chunks_dropped = 0;
+        snapshot.spool.max_bytes = 64 << 20;
+        snapshot.spool.bytes = 16 << 20;
+        let line = render(&snapshot, 0.0, None, Waiting::Nobody);
+        assert!(
+            line.contains("0/16 spool [###-------] 16.0 MiB flowing"),
+            "{line}"
         );
     }
 

@@ -72,6 +72,11 @@ impl Reporter {
         }
     }
 
+    /// The total is known now (the input has ended), unless `--size` gave it.
+    pub(crate) fn expect(&mut self, total: u64) {
+        self.expected.get_or_insert(total);
+    }
+
     /// The stats file's open, done on a thread of its own, has ended.
     pub(crate) fn stats_file_opened(&mut self, opened: anyhow::Result<File>) {
         match opened {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::report::accounts::Accounts;
 use crate::report::parts::Part;
+use crate::spool::SpoolView;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Event {
@@ -94,6 +95,8 @@ pub(crate) struct Snapshot {
     pub(crate) traffic: Traffic,
     pub(crate) queue: QueueStats,
     pub(crate) run: RunStats,
+    /// The disk spool and the watermarks (all zero without them).
+    pub(crate) spool: SpoolView,
     pub(crate) rates: Option<Rates>,
     pub(crate) exit_status: Option<u8>,
     /// Each input's own part, and each output's, in the order given.
@@ -215,6 +218,7 @@ impl Snapshot {
             field("path_out", Label, Unit::None, Value::Text(r.path_out)),
             field("state", Label, Unit::None, Value::Text(r.state)),
         ];
+        fields.extend(self.spool_fields());
         if let Some(rates) = self.rates {
             let rate = |name, value| field(name, Gauge, Unit::BytesPerSecond, Value::Rate(value));
             fields.push(rate("rate_in_Bps", rates.input));
@@ -224,6 +228,21 @@ impl Snapshot {
             fields.push(count("exit_status", Label, Unit::None, status));
         }
         fields
+    }
+
+    fn spool_fields(&self) -> [Field; 8] {
+        use Kind::{Counter, Gauge};
+        let s = &self.spool;
+        [
+            bytes("spool_bytes", Gauge, s.bytes),
+            bytes("spool_peak_bytes", Gauge, s.peak_bytes),
+            bytes("spool_max_bytes", Gauge, s.max_bytes),
+            bytes("bytes_spooled", Counter, s.spooled),
+            count("start_waits", Counter, Unit::None, s.start_waits),
+            seconds("start_wait_s", Counter, s.start_wait),
+            count("resume_waits", Counter, Unit::None, s.resume_waits),
+            seconds("resume_wait_s", Counter, s.resume_wait),
+        ]
     }
 
     pub(crate) fn average_rate(&self) -> f64 {
@@ -273,6 +292,7 @@ pub(crate) fn sample() -> Snapshot {
             paused: Duration::ZERO,
             state: "running",
         },
+        spool: SpoolView::default(),
         rates: None,
         exit_status: Some(0),
         inputs: Vec::new(),

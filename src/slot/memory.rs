@@ -7,7 +7,8 @@ use std::ptr;
 
 use crate::io::sys;
 use crate::queue::Payload;
-use crate::slot::{Outgoing, Share, Slot};
+use crate::slot::{Outgoing, Share, Slot, Spill};
+use crate::spool::sys as spool_sys;
 
 /// A chunk buffer, allocated once and recycled.
 pub(crate) struct MemSlot {
@@ -94,6 +95,22 @@ impl Slot for MemSlot {
         self.len = 0;
         self.sent = 0;
         Ok(())
+    }
+}
+
+impl Spill for MemSlot {
+    fn spill(&mut self, file: BorrowedFd<'_>, at: u64, max: usize) -> io::Result<usize> {
+        let end = self.len.min(self.sent + max);
+        let n = spool_sys::pwrite(file, &self.buf[self.sent..end], at)?;
+        self.sent += n;
+        Ok(n)
+    }
+
+    fn refill(&mut self, file: BorrowedFd<'_>, at: u64, max: usize) -> io::Result<usize> {
+        let end = self.buf.len().min(self.len + max);
+        let n = spool_sys::pread(file, &mut self.buf[self.len..end], at)?;
+        self.len += n;
+        Ok(n)
     }
 }
 

@@ -61,6 +61,17 @@ pub(crate) trait Slot: Outgoing + Sized {
     fn clear(&mut self) -> io::Result<()>;
 }
 
+/// A slot whose bytes can go to a spool file and come back (`crate::spool`), at offsets and
+/// without a memory map: pwrite and pread for a buffer, splice for a pipe (zero copies).
+pub(crate) trait Spill: Slot {
+    /// One call moving at most `max` of the unsent bytes into `file` at `at`; the bytes moved
+    /// are no longer the slot's.
+    fn spill(&mut self, file: BorrowedFd<'_>, at: u64, max: usize) -> io::Result<usize>;
+
+    /// One call appending at most `max` bytes read from `file` at `at`.
+    fn refill(&mut self, file: BorrowedFd<'_>, at: u64, max: usize) -> io::Result<usize>;
+}
+
 /// A slot several outputs can write without taking its bytes away from each other.
 pub(crate) trait Share: Slot + Sync + 'static {
     /// What one output keeps to write its share (for a pipe, a pipe of its own).

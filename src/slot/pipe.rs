@@ -13,7 +13,8 @@ use std::sync::OnceLock;
 
 use crate::io::sys;
 use crate::queue::Payload;
-use crate::slot::{Outgoing, Share, Slot};
+use crate::slot::{Outgoing, Share, Slot, Spill};
+use crate::spool::sys as spool_sys;
 
 pub(crate) struct PipeSlot {
     reader: PipeReader,
@@ -173,6 +174,22 @@ impl Slot for PipeSlot {
             self.len -= n;
         }
         Ok(())
+    }
+}
+
+impl Spill for PipeSlot {
+    fn spill(&mut self, file: BorrowedFd<'_>, at: u64, max: usize) -> io::Result<usize> {
+        let n = spool_sys::splice_to_file(self.reader.as_fd(), file, at, max.min(self.len))?;
+        self.len -= n;
+        Ok(n)
+    }
+
+    /// Never asks for more than the pipe has room for, so it cannot wait for a drain.
+    fn refill(&mut self, file: BorrowedFd<'_>, at: u64, max: usize) -> io::Result<usize> {
+        let room = max.min(self.capacity - self.len);
+        let n = spool_sys::splice_from_file(file, at, self.writer.as_fd(), room)?;
+        self.len += n;
+        Ok(n)
     }
 }
 

@@ -221,6 +221,7 @@ pub(crate) fn start<S: Slot + 'static>(
             let reader = Reader {
                 queue: &queue,
                 pool: &pool,
+                intake: None,
                 counters: &counters.inputs[index],
                 chunk_size,
                 limiter,

@@ -19,7 +19,10 @@ use crate::report::counters::{Counters, SideTotals};
 use crate::slot::memory::MemSlot;
 use crate::slot::pipe::PipeSlot;
 use crate::slot::ring::{self, Ring};
-use crate::slot::{Share, Slot};
+use crate::slot::{Share, Slot, Spill};
+use crate::spool::marks::Gate;
+use crate::spool::probe::SpoolProbe;
+use crate::spool::{self, Intake, Offers};
 use crate::supervise::message::{Message, Stage, StageExit, StageId};
 use crate::supervise::probe::Probe;
 use dial::Dial;
@@ -161,11 +164,12 @@ fn limiter(dial: &Arc<Dial>, plan: &Plan) -> Limiter {
 }
 
 /// What the control socket can turn while the run goes on: the reading side's rate, each
-/// output's, and the pauses.
+/// output's, and the pauses; and the gate that holds the writing side at the start.
 pub(crate) struct Controls {
     pub(crate) input: Arc<Dial>,
     pub(crate) outputs: Vec<Arc<Dial>>,
     pub(crate) pauses: Pauses,
+    pub(crate) start: Option<Arc<Gate>>,
 }
 
 impl Controls {
@@ -179,11 +183,15 @@ impl Controls {
                 .map(|lane| rate(lane.pace.as_ref()))
                 .collect(),
             pauses: Pauses::default(),
+            start: spool::gate(plan),
         }
     }
 }
 
-fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> anyhow::Result<JoinHandle<()>> {
+pub(crate) fn spawn(
+    name: &str,
+    body: impl FnOnce() + Send + 'static,
+) -> anyhow::Result<JoinHandle<()>> {
     thread::Builder::new()
         .name(name.into())
         .spawn(body)
@@ -227,7 +235,7 @@ pub(crate) fn read_guarded<S: Slot>(
 fn spawn_reader<S: Slot + 'static>(
     shared: Shared<S>,
     plan: &Plan,
-    chunk_size: usize,
+    (chunk_size, intake): (usize, Option<Arc<dyn Offers<S>>>),
     read: ReadFn<S>,
     inputs: Vec<Unopened>,
     tx: mpsc::Sender<Message>,
@@ -238,6 +246,7 @@ fn spawn_reader<S: Slot + 'static>(
         let reader = Reader {
             queue: &shared.queue,
             pool: &shared.queue,
+            intake: intake.as_deref(),
             counters: &shared.counters.inputs[0],
             chunk_size,
             limiter,
@@ -245,7 +254,10 @@ fn spawn_reader<S: Slot + 'static>(
             pauses: &shared.controls.pauses,
         };
         let end = read_guarded(read, reader, &inputs, delimiter);
-        shared.queue.finish_input();
+        match &intake {
+            Some(intake) => intake.finish_input(),
+            None => shared.queue.finish_input(),
+        }
         if matches!(end, Ok(ReaderExit::Rejected)) {
             drop(inputs);
             // Refused input is refused at once: the producer must not block as under `block`.
@@ -267,8 +279,9 @@ fn reader_count(plan: &Plan, inputs: &[Unopened]) -> usize {
     }
 }
 
-/// Starts both sides on slots of type `S`, the queue stocked with `stock`.
-fn launch<S: Share>(
+/// Starts both sides on slots of type `S`, the queue stocked with `stock`. A spool file is made
+/// first: a directory that cannot hold it stops bpipe before any output is opened.
+fn launch<S: Share + Spill>(
     plan: &Plan,
     stock: Stock<S>,
     read: ReadFn<S>,
@@ -281,6 +294,7 @@ fn launch<S: Share>(
         1 => plan.policy,
         _ => OnFull::Block,
     };
+    let spool_file = spool::open(plan)?;
     let shared = Shared {
         queue: Arc::new(Queue::new(plan.limits, policy, clock::system())),
         counters: Arc::new(Counters::new(reader_count(plan, &inputs), outputs.len())),
@@ -288,6 +302,14 @@ fn launch<S: Share>(
         controls: Arc::new(Controls::new(plan)),
     };
     shared.queue.stock(stock.slots);
+    let gate = shared.controls.start.clone();
+    let intake = Intake::start(
+        plan,
+        &shared.queue,
+        (spool_file, gate),
+        stock.chunk_size,
+        &tx,
+    )?;
     // The writers first: a reader that cannot be started leaves nothing read, while a reader
     // already reading when a writer cannot start would leave what it read unaccounted for.
     let (probe, writers) = outputs::start(
@@ -301,7 +323,16 @@ fn launch<S: Share>(
     )?;
     let (readers, input_queues, probe) = match reader_count(plan, &inputs) {
         1 => {
-            let reader = spawn_reader(shared.clone(), plan, stock.chunk_size, read, inputs, tx)?;
+            let offers = intake.clone().map(|i| i as Arc<dyn Offers<S>>);
+            let sizing = (stock.chunk_size, offers);
+            let reader = spawn_reader(shared.clone(), plan, sizing, read, inputs, tx)?;
+            let probe = match intake {
+                Some(intake) => Arc::new(SpoolProbe {
+                    inner: probe,
+                    intake,
+                }) as Arc<dyn Probe>,
+                None => probe,
+            };
             (vec![reader], Vec::new(), probe)
         }
         _ => {

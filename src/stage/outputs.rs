@@ -59,6 +59,9 @@ struct WriterJob<O> {
     stop: Arc<AtomicBool>,
     pace: Option<Pace>,
     controls: Arc<Controls>,
+    /// Waits at the start gate (`--start-at`) before its first write: the one writer, or with
+    /// several outputs none (the distributor waits instead).
+    gated: bool,
 }
 
 /// Without an output (a stop came first, or the open failed), the writer's queue closes and its
@@ -75,6 +78,9 @@ fn spawn_writer<O: Outgoing + 'static>(
         opened_flag.store(false, Ordering::Relaxed);
         let end = match opened {
             Ok(Some(output)) => {
+                if let Some(gate) = job.controls.start.as_ref().filter(|_| job.gated) {
+                    gate.wait();
+                }
                 let writer = Writer {
                     queue: &job.queue,
                     counters: &job.counters.outputs[job.index],
@@ -119,6 +125,7 @@ pub(crate) fn start<S: Share>(
         stop: Arc::clone(stop),
         pace: pace(&controls.outputs[index], plan),
         controls: Arc::clone(controls),
+        gated: true,
     };
     if outputs.len() == 1 {
         let output = outputs.pop().context("no output to write to")?;
@@ -146,11 +153,18 @@ pub(crate) fn start<S: Share>(
             stop,
             pace,
             controls,
+            gated: false,
         };
         writers.push(spawn_writer(lane_job, output, tx.clone())?);
     }
     let (main, fanned) = (Arc::clone(queue), lanes.clone());
-    spawn("distributor", move || fanout::run_distributor(main, fanned))?;
+    let gate = controls.start.clone();
+    spawn("distributor", move || {
+        if let Some(gate) = gate {
+            gate.wait();
+        }
+        fanout::run_distributor(main, fanned)
+    })?;
     let probe = FanProbe {
         queue: Arc::clone(queue),
         lanes,

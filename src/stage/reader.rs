@@ -11,6 +11,7 @@ use crate::io::endpoint::{Endpoint, Unopened};
 use crate::queue::{Item, Push, Queue};
 use crate::report::counters::SideCounters;
 use crate::slot::Slot;
+use crate::spool::Offers;
 use crate::stage::limiter::Limiter;
 use crate::stage::pause::Pauses;
 
@@ -32,6 +33,8 @@ pub(crate) struct Reader<'a, S> {
     /// Where slots come from: the queue itself, or with merged inputs the queue they merge
     /// into, whose writer frees them.
     pub(crate) pool: &'a Queue<S>,
+    /// A spool or watermarks in front of the queue: chunks are offered there instead.
+    pub(crate) intake: Option<&'a dyn Offers<S>>,
     pub(crate) counters: &'a SideCounters,
     /// The most one read may move.
     pub(crate) chunk_size: usize,
@@ -43,7 +46,7 @@ pub(crate) struct Reader<'a, S> {
 /// What became of an offered chunk.
 pub(crate) enum Offer<S> {
     Queued,
-    /// Dropped by the policy: the reader reads into this slot next.
+    /// Dropped by the policy, or its bytes spooled: the reader reads into this slot next.
     Dropped(S),
     End(ReaderExit),
 }
@@ -120,6 +123,9 @@ impl<S: Slot> Reader<'_, S> {
             starts_record,
             ends_record,
         };
+        if let Some(intake) = self.intake {
+            return intake.offer(item);
+        }
         match self.queue.push(item) {
             Push::Queued => Offer::Queued,
             Push::Dropped(slot) => Offer::Dropped(slot),

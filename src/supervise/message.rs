@@ -35,6 +35,12 @@ pub(crate) enum Message {
     },
     /// The stats file, a FIFO, was opened (or failed to open) on its own thread.
     StatsFileOpened(anyhow::Result<File>),
+    /// A line about the spool, said at once: it failed and is given up (the run goes on), or,
+    /// when `fatal`, what it held cannot be read back (the run has closed, and fails).
+    Spool {
+        line: String,
+        fatal: bool,
+    },
     /// A request on the control socket, and where its one-line reply goes.
     Control {
         command: Command,

@@ -59,6 +59,8 @@ pub(crate) struct Steering {
     /// When the control socket last asked for the stats, and the totals then: the rates of
     /// the next answer are since then.
     last_query: Option<(Instant, Totals)>,
+    /// What was spooled could not be read back.
+    spool_failed: bool,
 }
 
 impl Steering {
@@ -86,6 +88,7 @@ impl Steering {
             drain_deadline: None,
             throttle_seen: Cell::new((Duration::ZERO, start)),
             last_query: None,
+            spool_failed: false,
         }
     }
 
@@ -137,6 +140,13 @@ impl Steering {
         if let (Stage::Reader, Ok(StageExit::Read(ReaderExit::Rejected))) = (id.stage, &end) {
             self.report_rejection();
         }
+        // Held at the start until the input ended, the writer has a known total to go.
+        if let (Stage::Reader, Ok(StageExit::Read(ReaderExit::Eof))) = (id.stage, &end)
+            && self.plan.watermarks.start_at.is_some()
+        {
+            self.reporter
+                .expect(self.stages.counters.totals().input.bytes);
+        }
         match id.stage {
             Stage::Reader => self.reader_end = Some(end),
             Stage::Writer => self.on_writer_done(id.index, end),
@@ -161,6 +171,10 @@ impl Steering {
             }
             Message::StageDone { id, end } => self.on_stage_done(id, end),
             Message::StatsFileOpened(opened) => self.reporter.stats_file_opened(opened),
+            Message::Spool { line, fatal } => {
+                self.reporter.line(&line);
+                self.spool_failed |= fatal;
+            }
             Message::Control { command, reply } => self.on_control(command, reply),
         }
     }
@@ -227,7 +241,8 @@ impl Steering {
 
     fn check_stall(&mut self, now: Instant, totals: &Totals, view: &View) {
         let has_data = self.writers_have_data(view, totals);
-        let paused = self.stages.controls.pauses.is_paused();
+        // Neither a pause nor a writer held at the start by --start-at is a stall.
+        let paused = self.stages.controls.pauses.is_paused() || view.spool.holding;
         let Some(stall) = &mut self.stall else {
             return;
         };
@@ -252,7 +267,14 @@ impl Steering {
     /// Says at once that the input was refused, and starts watching the drain.
     fn report_rejection(&mut self) {
         let capacity = self.stages.probe.capacity_chunks();
-        let why = anyhow::anyhow!("the queue of {capacity} chunks is full (--on-full fail)");
+        let spool = self.stages.probe.view().spool.max_bytes;
+        let why = match spool {
+            0 => anyhow::anyhow!("the queue of {capacity} chunks is full (--on-full fail)"),
+            _ => anyhow::anyhow!(
+                "the queue of {capacity} chunks and the spool of {} are full (--on-full fail)",
+                human_bytes(spool)
+            ),
+        };
         self.reporter.error(&why.context("input rejected"));
         let bytes_out = self.stages.counters.totals().output.bytes;
         self.rejected = Some(Drain::new(bytes_out, Instant::now()));
@@ -336,6 +358,9 @@ impl Steering {
         }
         for line in self.error_lines() {
             self.reporter.line(&line);
+            outcomes.push(Outcome::Failed);
+        }
+        if self.spool_failed {
             outcomes.push(Outcome::Failed);
         }
         let closed: Vec<String> = self.outputs.closed().map(error_line).collect();

@@ -62,6 +62,7 @@ impl Steering {
                 paused: self.stages.controls.pauses.paused_for(Instant::now()),
                 state: self.state(view, totals),
             },
+            spool: view.spool,
             rates: None,
             exit_status,
         }

@@ -1,0 +1,227 @@
+//! What the spool holds, in memory: each spooled chunk's place in the ring and where it sits
+//! among records, so that drops and evictions keep whole records as the queue's do; and how much
+//! of the ring is in use.
+
+use std::collections::VecDeque;
+
+/// One spooled chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) pos: u64,
+    pub(crate) len: usize,
+    pub(crate) starts_record: bool,
+    pub(crate) ends_record: bool,
+    /// The records it holds the end of, in line mode, for the drop tallies.
+    pub(crate) records: u64,
+}
+
+pub(crate) struct Index {
+    entries: VecDeque<Entry>,
+    capacity: u64,
+    /// Where the next chunk goes: the end of what is written, or being written.
+    tail: u64,
+    /// The chunk the replayer is reading: its bytes are in use until the read is done.
+    reading: Option<u64>,
+    /// Bytes in `entries`.
+    bytes: u64,
+    peak: u64,
+}
+
+impl Index {
+    pub(crate) fn new(capacity: u64) -> Index {
+        Index {
+            entries: VecDeque::new(),
+            capacity,
+            tail: 0,
+            reading: None,
+            bytes: 0,
+            peak: 0,
+        }
+    }
+
+    /// The oldest position still in use.
+    fn head(&self) -> u64 {
+        self.reading
+            .or(self.entries.front().map(|e| e.pos))
+            .unwrap_or(self.tail)
+    }
+
+    /// Bytes of the ring in use: spooled, being written, or being read back.
+    pub(crate) fn used(&self) -> u64 {
+        self.tail - self.head()
+    }
+
+    pub(crate) fn peak(&self) -> u64 {
+        self.peak
+    }
+
+    /// Bytes spooled and not yet taken by the replayer.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub(crate) fn front(&self) -> Option<&Entry> {
+        self.entries.front()
+    }
+
+    pub(crate) fn fits(&self, len: usize) -> bool {
+        self.used() + len as u64 <= self.capacity
+    }
+
+    /// Takes `len` bytes at the tail for a chunk about to be written; returns its position.
+    pub(crate) fn reserve(&mut self, len: usize) -> u64 {
+        let pos = self.tail;
+        self.tail += len as u64;
+        pos
+    }
+
+    /// Gives back the tail from `pos` on: a write that failed there.
+    pub(crate) fn unreserve(&mut self, pos: u64) {
+        self.tail = pos;
+    }
+
+    /// Records a chunk written at the position `reserve` gave.
+    pub(crate) fn push(&mut self, entry: Entry) {
+        self.bytes += entry.len as u64;
+        self.entries.push_back(entry);
+        self.peak = self.peak.max(self.used());
+    }
+
+    /// Hands the oldest chunk to the replayer, whose read keeps its bytes in use.
+    pub(crate) fn take_front(&mut self) -> Option<Entry> {
+        let entry = self.entries.pop_front()?;
+        self.bytes -= entry.len as u64;
+        self.reading = Some(entry.pos);
+        Some(entry)
+    }
+
+    pub(crate) fn read_done(&mut self) {
+        self.reading = None;
+    }
+
+    pub(crate) fn is_reading(&self) -> bool {
+        self.reading.is_some()
+    }
+
+    /// Empties the index; returns the bytes thrown away.
+    pub(crate) fn clear(&mut self) -> u64 {
+        let bytes = self.bytes;
+        self.entries.clear();
+        self.bytes = 0;
+        bytes
+    }
+
+    /// The entries of the record the reader is still sending, if its head is among them (the
+    /// whole of what was sent of it is here): the index of its first entry.
+    pub(crate) fn open_record_start(&self) -> Option<usize> {
+        let start = self
+            .entries
+            .iter()
+            .rposition(|e| e.ends_record)
+            .map_or(0, |i| i + 1);
+        self.entries
+            .get(start)
+            .is_some_and(|e| e.starts_record)
+            .then_some(start)
+    }
+
+    /// Removes the entries from `start` on, the newest, giving back their space.
+    pub(crate) fn withdraw_from(&mut self, start: usize) -> Vec<Entry> {
+        let removed: Vec<Entry> = self.entries.drain(start..).collect();
+        if let Some(first) = removed.first() {
+            self.tail = first.pos;
+        }
+        self.bytes -= removed.iter().map(|e| e.len as u64).sum::<u64>();
+        removed
+    }
+
+    /// The oldest spooled record, if the front entry starts it and it is whole here, and if it is
+    /// not the newest whole record while `keep_newest` says to spare that one: how many entries
+    /// it spans.
+    pub(crate) fn oldest_whole_record(&self, keep_newest: bool) -> Option<usize> {
+        if !self.entries.front()?.starts_record {
+            return None;
+        }
+        let end = self.entries.iter().position(|e| e.ends_record)?;
+        let newer_whole = self.entries.iter().skip(end + 1).any(|e| e.ends_record);
+        (!keep_newest || newer_whole).then_some(end + 1)
+    }
+
+    /// Removes the `count` oldest entries.
+    pub(crate) fn evict_front(&mut self, count: usize) -> Vec<Entry> {
+        let removed: Vec<Entry> = self.entries.drain(..count).collect();
+        self.bytes -= removed.iter().map(|e| e.len as u64).sum::<u64>();
+        removed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spool(index: &mut Index, len: usize, starts: bool, ends: bool) -> u64 {
+        let pos = index.reserve(len);
+        index.push(Entry {
+            pos,
+            len,
+            starts_record: starts,
+            ends_record: ends,
+            records: u64::from(ends),
+        });
+        pos
+    }
+
+    #[test]
+    fn the_ring_is_in_use_from_the_oldest_chunk_or_the_one_being_read() {
+        let mut index = Index::new(10);
+        spool(&mut index, 4, true, true);
+        spool(&mut index, 4, true, true);
+        assert!(!index.fits(3));
+        let first = index.take_front().unwrap();
+        assert_eq!((first.pos, index.used(), index.bytes()), (0, 8, 4));
+        assert!(!index.fits(3), "the chunk being read still holds its bytes");
+        index.read_done();
+        assert!(index.fits(6));
+        assert_eq!(spool(&mut index, 6, true, true), 8);
+        assert_eq!((index.used(), index.peak()), (10, 10));
+    }
+
+    #[test]
+    fn withdrawing_the_open_record_gives_back_the_tail() {
+        let mut index = Index::new(100);
+        spool(&mut index, 5, true, true);
+        assert_eq!(index.open_record_start(), None);
+        spool(&mut index, 5, true, false);
+        spool(&mut index, 5, false, false);
+        assert_eq!(index.open_record_start(), Some(1));
+        let removed = index.withdraw_from(1);
+        assert_eq!(removed.len(), 2);
+        assert_eq!((index.used(), index.bytes()), (5, 5));
+        assert_eq!(spool(&mut index, 1, true, true), 5);
+    }
+
+    #[test]
+    fn a_record_whose_head_left_is_not_open_here() {
+        let mut index = Index::new(100);
+        spool(&mut index, 5, false, false);
+        assert_eq!(index.open_record_start(), None);
+        assert_eq!(index.oldest_whole_record(false), None);
+    }
+
+    #[test]
+    fn the_oldest_whole_record_spares_the_newest_when_asked() {
+        let mut index = Index::new(100);
+        spool(&mut index, 5, true, false);
+        spool(&mut index, 5, false, true);
+        assert_eq!(index.oldest_whole_record(false), Some(2));
+        assert_eq!(index.oldest_whole_record(true), None);
+        spool(&mut index, 5, true, true);
+        assert_eq!(index.oldest_whole_record(true), Some(2));
+        assert_eq!(index.evict_front(2).len(), 2);
+        assert_eq!((index.used(), index.bytes()), (5, 5));
+    }
+}

@@ -1,0 +1,80 @@
+//! The spool itself: its file, and its index and state under one lock, with a condvar for the
+//! reader (waiting for room) and one for the replayer (waiting for chunks to replay).
+
+use std::sync::{Condvar, Mutex, MutexGuard, mpsc};
+use std::time::{Duration, Instant};
+
+use clap::ValueEnum;
+
+use crate::cli::OnFull;
+use crate::spool::file::SpoolFile;
+use crate::spool::ledger::Ledger;
+use crate::supervise::message::Message;
+
+/// How long a close waits for the replayer to let go of a chunk, so the accounts at exit are
+/// exact.
+const SETTLE: Duration = Duration::from_secs(1);
+
+pub(super) fn policy_name(policy: OnFull) -> String {
+    policy
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_string())
+}
+
+/// The spool: its file, and its index and state under one lock, with a condvar for the reader
+/// (room) and one for the replayer (chunks to replay).
+pub(crate) struct Spool {
+    pub(super) file: SpoolFile,
+    pub(super) ledger: Mutex<Ledger>,
+    pub(super) room: Condvar,
+    pub(super) chunks: Condvar,
+    pub(super) delimiter: Option<u8>,
+    /// Where lines about the spool go: the steering thread prints them.
+    pub(super) tx: mpsc::Sender<Message>,
+}
+
+impl Spool {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One wait for room; the reader's wait is clocked as blocked.
+    pub(super) fn wait_room<'a>(
+        &'a self,
+        mut ledger: MutexGuard<'a, Ledger>,
+    ) -> MutexGuard<'a, Ledger> {
+        ledger.wait_begins(Instant::now());
+        ledger = self.room.wait(ledger).unwrap_or_else(|e| e.into_inner());
+        ledger.wait_ends(Instant::now());
+        ledger
+    }
+
+    pub(super) fn tell(&self, line: String, fatal: bool) {
+        let _ = self.tx.send(Message::Spool { line, fatal });
+    }
+
+    /// The bytes of a chunk the replayer took are lost: counted unsent.
+    pub(super) fn lost(&self, len: usize) {
+        let mut ledger = self.lock();
+        ledger.discarded += len as u64;
+        ledger.in_flight = None;
+        self.room.notify_all();
+    }
+
+    /// Throws away what is spooled: the output is gone or the relay must stop now.
+    pub(super) fn close(&self) {
+        let mut ledger = self.lock();
+        ledger.closed = true;
+        ledger.discarded += ledger.index.clear();
+        self.room.notify_all();
+        self.chunks.notify_all();
+    }
+
+    /// Waits, bounded, until the replayer holds no chunk.
+    pub(super) fn settle(&self) {
+        let ledger = self.lock();
+        let _ = self
+            .room
+            .wait_timeout_while(ledger, SETTLE, |l| l.in_flight.is_some());
+    }
+}
