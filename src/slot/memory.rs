@@ -106,7 +106,13 @@ impl Spill for MemSlot {
         Ok(n)
     }
 
-    fn refill(&mut self, file: BorrowedFd<'_>, at: u64, max: usize) -> io::Result<usize> {
+    fn refill(
+        &mut self,
+        file: BorrowedFd<'_>,
+        at: u64,
+        max: usize,
+        _: &mut Vec<u8>,
+    ) -> io::Result<usize> {
         let end = self.buf.len().min(self.len + max);
         let n = spool_sys::pread(file, &mut self.buf[self.len..end], at)?;
         self.len += n;

@@ -62,14 +62,23 @@ pub(crate) trait Slot: Outgoing + Sized {
 }
 
 /// A slot whose bytes can go to a spool file and come back (`crate::spool`), at offsets and
-/// without a memory map: pwrite and pread for a buffer, splice for a pipe (zero copies).
+/// without a memory map: out with pwrite, or splice for a pipe (no copy through bpipe's memory);
+/// back with pread, copied: a pipe refilled by splice would share the file's pages, and the
+/// spool writes over them when its ring comes round.
 pub(crate) trait Spill: Slot {
     /// One call moving at most `max` of the unsent bytes into `file` at `at`; the bytes moved
     /// are no longer the slot's.
     fn spill(&mut self, file: BorrowedFd<'_>, at: u64, max: usize) -> io::Result<usize>;
 
-    /// One call appending at most `max` bytes read from `file` at `at`.
-    fn refill(&mut self, file: BorrowedFd<'_>, at: u64, max: usize) -> io::Result<usize>;
+    /// One read appending at most `max` bytes from `file` at `at`, through `bounce` where the
+    /// slot is not memory itself (a pipe).
+    fn refill(
+        &mut self,
+        file: BorrowedFd<'_>,
+        at: u64,
+        max: usize,
+        bounce: &mut Vec<u8>,
+    ) -> io::Result<usize>;
 }
 
 /// A slot several outputs can write without taking its bytes away from each other.

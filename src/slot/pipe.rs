@@ -177,6 +177,9 @@ impl Slot for PipeSlot {
     }
 }
 
+/// What a refill copies per call.
+const BOUNCE: usize = 128 * 1024;
+
 impl Spill for PipeSlot {
     fn spill(&mut self, file: BorrowedFd<'_>, at: u64, max: usize) -> io::Result<usize> {
         let n = spool_sys::splice_to_file(self.reader.as_fd(), file, at, max.min(self.len))?;
@@ -184,10 +187,20 @@ impl Spill for PipeSlot {
         Ok(n)
     }
 
-    /// Never asks for more than the pipe has room for, so it cannot wait for a drain.
-    fn refill(&mut self, file: BorrowedFd<'_>, at: u64, max: usize) -> io::Result<usize> {
-        let room = max.min(self.capacity - self.len);
-        let n = spool_sys::splice_from_file(file, at, self.writer.as_fd(), room)?;
+    /// Never asks for more than the pipe has room for, so the write cannot wait for a drain.
+    fn refill(
+        &mut self,
+        file: BorrowedFd<'_>,
+        at: u64,
+        max: usize,
+        bounce: &mut Vec<u8>,
+    ) -> io::Result<usize> {
+        if bounce.is_empty() {
+            bounce.resize(BOUNCE, 0);
+        }
+        let want = max.min(self.capacity - self.len).min(bounce.len());
+        let n = spool_sys::pread(file, &mut bounce[..want], at)?;
+        sys::write_all(self.writer.as_fd(), &bounce[..n])?;
         self.len += n;
         Ok(n)
     }

@@ -2,10 +2,15 @@
 //! a position's place in the file is the position modulo the capacity, so a chunk may wrap
 //! around the end in two pieces. Disk space is reserved ahead, a segment at a time, so a full
 //! disk shows as an error before a byte of a chunk has moved.
+//!
+//! Chunks are read back by copying, never spliced out of the file: a pipe slot filled that way
+//! would share the file's pages, and when the ring comes round to them the bytes would change
+//! under the slot, or under the consumer's pipe after it.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use anyhow::Context;
@@ -25,6 +30,8 @@ pub(crate) struct SpoolFile {
     reserved: AtomicU64,
     /// The file system reserves space (fallocate works on it).
     reserves: AtomicBool,
+    /// What a slot that is not memory itself (a pipe) is read back through.
+    bounce: Mutex<Vec<u8>>,
 }
 
 /// The pieces of the file that `len` bytes at position `pos` occupy: one, or two when they wrap.
@@ -45,6 +52,7 @@ impl SpoolFile {
             capacity,
             reserved: AtomicU64::new(0),
             reserves: AtomicBool::new(true),
+            bounce: Mutex::new(Vec::new()),
         })
     }
 
@@ -106,10 +114,11 @@ impl SpoolFile {
 
     /// Appends the `len` bytes at position `pos` to `slot`.
     pub(crate) fn read<S: Spill>(&self, slot: &mut S, pos: u64, len: usize) -> io::Result<()> {
+        let mut bounce = self.bounce.lock().unwrap_or_else(|e| e.into_inner());
         for (at, piece) in pieces(self.capacity, pos, len) {
             let mut done = 0;
             while done < piece {
-                match slot.refill(self.fd.as_fd(), at + done as u64, piece - done) {
+                match slot.refill(self.fd.as_fd(), at + done as u64, piece - done, &mut bounce) {
                     Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
                     Ok(n) => done += n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -172,6 +181,29 @@ mod tests {
         let mut buf = [0u8; 32];
         let n = crate::io::sys::read(out_r.as_fd(), &mut buf).unwrap();
         assert_eq!(&buf[..n], b"through the file");
+    }
+
+    /// The ring comes round to a chunk already read back into a pipe slot: the slot keeps its
+    /// bytes (a slot refilled by splice would show the new ones).
+    #[test]
+    fn a_pipe_slot_read_back_keeps_its_bytes_when_the_ring_comes_round() {
+        let file = SpoolFile::open(&std::env::temp_dir(), 1 << 20).unwrap();
+        let (r, w) = std::io::pipe().unwrap();
+        crate::io::sys::write_all(w.as_fd(), &[7u8; 3000]).unwrap();
+        let mut slot = PipeSlot::new(4096).unwrap();
+        slot.fill(r.as_fd(), 4096, &mut Default::default()).unwrap();
+        file.write(&mut slot, 0, 3000).1.unwrap();
+        file.read(&mut slot, 0, 3000).unwrap();
+        assert_eq!(slot.len(), 3000);
+        // Written over, the file does not change what the slot holds.
+        let mut other = mem(&[9u8; 64]);
+        file.write(&mut other, 0, 64).1.unwrap();
+        let (out_r, out_w) = std::io::pipe().unwrap();
+        slot.drain(out_w.as_fd(), 4096, &mut Default::default())
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let n = crate::io::sys::read(out_r.as_fd(), &mut buf).unwrap();
+        assert!(buf[..n].iter().all(|&b| b == 7));
     }
 
     #[test]
