@@ -11,5 +11,6 @@ mod regression;
 mod relay;
 mod signals;
 mod splice;
+mod spool;
 mod usage;
 mod util;
