@@ -1,6 +1,10 @@
 //! What the spool holds, in memory: each spooled chunk's place in the ring and where it sits
 //! among records, so that drops and evictions keep whole records as the queue's do; and how much
 //! of the ring is in use.
+//!
+//! Small chunks that follow each other are kept as one entry, as long as it fits in a slot and
+//! holds whole records (or pieces of one record): a producer that trickles lines would otherwise
+//! cost an entry per line, and the index would grow with the spool instead of with its chunks.
 
 use std::collections::VecDeque;
 
@@ -18,6 +22,8 @@ pub(crate) struct Entry {
 pub(crate) struct Index {
     entries: VecDeque<Entry>,
     capacity: u64,
+    /// The most one entry may hold: what a slot holds, for the replayer to read it back into.
+    max_entry: usize,
     /// Where the next chunk goes: the end of what is written, or being written.
     tail: u64,
     /// The chunk the replayer is reading: its bytes are in use until the read is done.
@@ -28,10 +34,11 @@ pub(crate) struct Index {
 }
 
 impl Index {
-    pub(crate) fn new(capacity: u64) -> Index {
+    pub(crate) fn new(capacity: u64, max_entry: usize) -> Index {
         Index {
             entries: VecDeque::new(),
             capacity,
+            max_entry,
             tail: 0,
             reading: None,
             bytes: 0,
@@ -84,11 +91,26 @@ impl Index {
         self.tail = pos;
     }
 
-    /// Records a chunk written at the position `reserve` gave.
+    /// Records a chunk written at the position `reserve` gave, joining it to the newest entry
+    /// where both hold whole records, or both pieces of one record, and together fit a slot.
     pub(crate) fn push(&mut self, entry: Entry) {
         self.bytes += entry.len as u64;
-        self.entries.push_back(entry);
         self.peak = self.peak.max(self.used());
+        let max_entry = self.max_entry;
+        if let Some(last) = self.entries.back_mut()
+            && last.pos + last.len as u64 == entry.pos
+            && last.len + entry.len <= max_entry
+        {
+            let whole = last.ends_record && entry.starts_record && entry.ends_record;
+            let one_record = !last.ends_record && !entry.starts_record;
+            if whole || one_record {
+                last.len += entry.len;
+                last.ends_record = entry.ends_record;
+                last.records += entry.records;
+                return;
+            }
+        }
+        self.entries.push_back(entry);
     }
 
     /// Hands the oldest chunk to the replayer, whose read keeps its bytes in use.
@@ -177,7 +199,7 @@ mod tests {
 
     #[test]
     fn the_ring_is_in_use_from_the_oldest_chunk_or_the_one_being_read() {
-        let mut index = Index::new(10);
+        let mut index = Index::new(10, 4);
         spool(&mut index, 4, true, true);
         spool(&mut index, 4, true, true);
         assert!(!index.fits(3));
@@ -191,8 +213,30 @@ mod tests {
     }
 
     #[test]
+    fn small_whole_records_share_an_entry_up_to_a_slot() {
+        let mut index = Index::new(100, 10);
+        for _ in 0..5 {
+            spool(&mut index, 3, true, true);
+        }
+        // 3 + 3 + 3 fit a slot of 10; the fourth starts an entry, the fifth joins it.
+        assert_eq!(index.take_front().map(|e| (e.len, e.records)), Some((9, 3)));
+        index.read_done();
+        assert_eq!(index.front().map(|e| e.len), Some(6));
+        // The head of a long record never joins whole records, its pieces join each other.
+        spool(&mut index, 2, true, false);
+        spool(&mut index, 2, false, false);
+        spool(&mut index, 2, false, true);
+        index.take_front();
+        let long = index.take_front().unwrap();
+        assert_eq!(
+            (long.len, long.starts_record, long.ends_record),
+            (6, true, true)
+        );
+    }
+
+    #[test]
     fn withdrawing_the_open_record_gives_back_the_tail() {
-        let mut index = Index::new(100);
+        let mut index = Index::new(100, 5);
         spool(&mut index, 5, true, true);
         assert_eq!(index.open_record_start(), None);
         spool(&mut index, 5, true, false);
@@ -206,7 +250,7 @@ mod tests {
 
     #[test]
     fn a_record_whose_head_left_is_not_open_here() {
-        let mut index = Index::new(100);
+        let mut index = Index::new(100, 5);
         spool(&mut index, 5, false, false);
         assert_eq!(index.open_record_start(), None);
         assert_eq!(index.oldest_whole_record(false), None);
@@ -214,7 +258,7 @@ mod tests {
 
     #[test]
     fn the_oldest_whole_record_spares_the_newest_when_asked() {
-        let mut index = Index::new(100);
+        let mut index = Index::new(100, 5);
         spool(&mut index, 5, true, false);
         spool(&mut index, 5, false, true);
         assert_eq!(index.oldest_whole_record(false), Some(2));

@@ -48,9 +48,15 @@ pub(crate) struct Ledger {
 }
 
 impl Ledger {
-    pub(crate) fn new(capacity: u64, policy: OnFull, delimiter: Option<u8>) -> Ledger {
+    /// A ledger for a spool of `capacity` bytes, whose chunks are read back into slots of
+    /// `slot_size`.
+    pub(crate) fn new(
+        (capacity, slot_size): (u64, usize),
+        policy: OnFull,
+        delimiter: Option<u8>,
+    ) -> Ledger {
         Ledger {
-            index: Index::new(capacity),
+            index: Index::new(capacity, slot_size),
             in_flight: None,
             usable: true,
             input_done: false,
@@ -215,7 +221,7 @@ mod tests {
     }
 
     fn ledger(policy: OnFull) -> Ledger {
-        Ledger::new(8, policy, Some(b'\n'))
+        Ledger::new((8, 1), policy, Some(b'\n'))
     }
 
     #[test]

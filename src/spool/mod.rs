@@ -118,7 +118,11 @@ impl<S: Spill + 'static> Intake<S> {
         };
         let delimiter = plan.data_path.delimiter();
         let spool = file.map(|file| Spool {
-            ledger: Mutex::new(Ledger::new(file.capacity(), plan.policy, delimiter)),
+            ledger: Mutex::new(Ledger::new(
+                (file.capacity(), chunk_size),
+                plan.policy,
+                delimiter,
+            )),
             file,
             room: Condvar::new(),
             chunks: Condvar::new(),
