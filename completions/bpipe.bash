@@ -24,7 +24,7 @@ _bpipe() {
 
     case "${cmd}" in
         bpipe)
-            opts="-o -b -n -m -l -0 -d -L -q -i -p -s -h -V --output --append --merge --no-splice --chunk-size --chunks --max-buffer --lines --null --on-full --drop --slow-output --detach-after --stall-timeout --drain-timeout --rate-limit --read-rate --rate-unit --burst --quiet --stats-format --interval --progress --size --stats-file --control --no-control --metrics-file --metrics-listen --metrics-label --query --remote --pause --resume --top --once --help --version"
+            opts="-o -b -n -m -l -0 -d -L -q -i -p -s -h -V --output --append --merge --no-splice --chunk-size --chunks --max-buffer --lines --null --on-full --drop --slow-output --detach-after --stall-timeout --drain-timeout --rate-limit --read-rate --rate-unit --burst --quiet --stats-format --interval --progress --size --stats-file --spool --spool-max --start-at --start-after --resume-at --control --no-control --metrics-file --metrics-listen --metrics-label --query --remote --pause --resume --top --once --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -207,6 +207,41 @@ _bpipe() {
                     fi
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o filenames
+                    fi
+                    return 0
+                    ;;
+                --spool)
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
+                    return 0
+                    ;;
+                --spool-max)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --start-at)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --start-after)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --resume-at)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
                     fi
                     return 0
                     ;;

@@ -23,6 +23,11 @@ json\t'One JSON object per line, for scripts'"
 complete -c bpipe -s i -l interval -d 'Print a stats record every DURATION (e.g. 1s, 250ms)' -r -f
 complete -c bpipe -s s -l size -d 'Expected total size, for percent and ETA in --progress' -r -f
 complete -c bpipe -l stats-file -d 'Also write every stats record to PATH (created or truncated) as JSON Lines' -r -F
+complete -c bpipe -l spool -d 'When the queue is full, append what is read to a spool file in DIR instead of applying --on-full, and replay it in order as the writer frees room. The file has no name (nothing is left behind, even after kill -9), its space is reserved ahead, and memory stays bounded as without it. Needs --spool-max' -r -f -a "(__fish_complete_directories)"
+complete -c bpipe -l spool-max -d 'The most the spool holds on disk; when it is full, --on-full applies to what is read (drop-oldest evicts the spool\'s oldest whole records)' -r -f
+complete -c bpipe -l start-at -d 'Hold the writer until the buffer (queue and spool) holds LEVEL, a size or a percentage of its capacity (-m plus --spool-max), or is full, or the input ends; eof waits for the end of the input (store and forward)' -r -f
+complete -c bpipe -l start-after -d 'Start the writer after DURATION even if the buffer is below --start-at' -r -f
+complete -c bpipe -l resume-at -d 'Once the buffer has filled, the reader waits (under --on-full block) until it has drained to LEVEL, a size or a percentage of its capacity, before it reads again' -r -f
 complete -c bpipe -l control -d 'Answer control requests on the Unix socket PATH instead of the default, $XDG_RUNTIME_DIR/bpipe/PID.sock (else /tmp/bpipe-UID/PID.sock); unlike the default, a PATH that cannot be used stops bpipe before any byte moves' -r -F
 complete -c bpipe -l metrics-file -d 'Write the stats in the Prometheus text format to PATH (replaced whole, by rename) every interval (-i, default 10s) and at exit' -r -F
 complete -c bpipe -l metrics-listen -d 'Serve the same metrics over HTTP (GET /metrics) on [ADDR:]PORT; 127.0.0.1 unless ADDR is given' -r -f

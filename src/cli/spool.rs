@@ -24,8 +24,8 @@ pub enum Level {
 pub struct SpoolArgs {
     /// When the queue is full, append what is read to a spool file in DIR instead of applying
     /// --on-full, and replay it in order as the writer frees room. The file has no name (nothing
-    /// is left behind, even after kill -9), its space is reserved ahead, and memory stays within
-    /// -n and -m. Needs --spool-max.
+    /// is left behind, even after kill -9), its space is reserved ahead, and memory stays bounded
+    /// as without it. Needs --spool-max.
     #[arg(long, value_name = "DIR", requires = "spool_max", conflicts_with = "merge",
           value_hint = ValueHint::DirPath, help_heading = SPOOL)]
     pub spool: Option<PathBuf>,

@@ -138,6 +138,50 @@ fn expectations() -> Vec<Expect> {
             check: None,
         },
         Expect {
+            code: "--spool . --spool-max 64M --stats-format json",
+            stdout: None,
+            at_least: None,
+            check: Some(|out| {
+                let lines: Vec<&str> = out.lines().collect();
+                let blocked = lines
+                    .get(1)
+                    .and_then(|l| l.strip_prefix("\"reader_blocked_s\":"))
+                    .and_then(|v| v.parse::<f64>().ok());
+                lines.len() == 3
+                    && lines[0] == "1000000"
+                    && blocked.is_some_and(|b| b < 0.1)
+                    && lines[2] == "stats.json"
+            }),
+        },
+        prints("--spool-max 1M --on-full drop-oldest", "1000000\n"),
+        Expect {
+            code: "bpipe --start-at eof --stats-format json",
+            stdout: None,
+            at_least: Some(Duration::from_millis(900)),
+            check: Some(|out| {
+                let mut lines = out.lines();
+                let waited = lines
+                    .nth(1)
+                    .and_then(|l| l.strip_prefix("\"start_wait_s\":"))
+                    .and_then(|v| v.parse::<f64>().ok());
+                out.starts_with("3\n") && waited.is_some_and(|w| w >= 0.9)
+            }),
+        },
+        Expect {
+            code: "--start-at 50% --resume-at 25%",
+            stdout: None,
+            at_least: None,
+            check: Some(|out| {
+                let mut lines = out.lines();
+                let size = lines.next();
+                let waits = lines
+                    .next()
+                    .and_then(|l| l.strip_prefix("\"resume_waits\":"))
+                    .and_then(|v| v.parse::<u64>().ok());
+                size == Some("1048576") && waits.is_some_and(|w| w > 0)
+            }),
+        },
+        Expect {
             code: r#"grep -o '"records_dropped"#,
             stdout: None,
             at_least: None,
