@@ -45,6 +45,9 @@ pub(crate) struct Ledger {
     pub(crate) spooled: u64,
     blocked_since: Option<Instant>,
     blocked: Duration,
+    /// Who sleeps on the spool's condvars: a wake-up nobody waits for costs a system call.
+    pub(crate) room_waiters: u32,
+    pub(crate) replayer_waits: bool,
 }
 
 impl Ledger {
@@ -71,6 +74,8 @@ impl Ledger {
             spooled: 0,
             blocked_since: None,
             blocked: Duration::ZERO,
+            room_waiters: 0,
+            replayer_waits: false,
         }
     }
 

@@ -156,8 +156,9 @@ impl<S: Spill> Intake<S> {
         }
         match &self.spool {
             Some(spool) => {
-                spool.lock().input_done = true;
-                spool.chunks.notify_all();
+                let mut ledger = spool.lock();
+                ledger.input_done = true;
+                spool.wake_replayer(&ledger);
             }
             None => self.queue.finish_input(),
         }

@@ -175,7 +175,7 @@ impl<S: Spill> Intake<S> {
                 true => ledger.discarded += moved as u64,
                 false => ledger.index.push(entry),
             }
-            spool.chunks.notify_all();
+            spool.wake_replayer(&ledger);
         }
         match written {
             Ok(()) if ledger.closed => Ok(Offer::End(ReaderExit::Closed)),

@@ -53,7 +53,9 @@ fn next_len<S: Spill>(intake: &Intake<S>, spool: &Spool) -> Option<usize> {
             intake.queue.finish_input();
             return None;
         }
+        ledger.replayer_waits = true;
         ledger = spool.chunks.wait(ledger).unwrap_or_else(|e| e.into_inner());
+        ledger.replayer_waits = false;
     }
 }
 
@@ -96,7 +98,7 @@ fn replay<S: Spill>(intake: &Intake<S>, spool: &Spool, entry: Entry) -> anyhow::
     {
         let mut ledger = spool.lock();
         ledger.index.read_done();
-        spool.room.notify_all();
+        spool.wake_room(&ledger);
     }
     if let Err(error) = read {
         queue.recycle(slot);
@@ -122,6 +124,6 @@ fn replay<S: Spill>(intake: &Intake<S>, spool: &Spool, entry: Entry) -> anyhow::
     }
     let mut ledger = spool.lock();
     ledger.in_flight = None;
-    spool.room.notify_all();
+    spool.wake_room(&ledger);
     Ok(())
 }

@@ -44,9 +44,25 @@ impl Spool {
         mut ledger: MutexGuard<'a, Ledger>,
     ) -> MutexGuard<'a, Ledger> {
         ledger.wait_begins(Instant::now());
+        ledger.room_waiters += 1;
         ledger = self.room.wait(ledger).unwrap_or_else(|e| e.into_inner());
+        ledger.room_waiters -= 1;
         ledger.wait_ends(Instant::now());
         ledger
+    }
+
+    /// Wakes whoever waits for room (or for the replayer to let go of a chunk).
+    pub(super) fn wake_room(&self, ledger: &Ledger) {
+        if ledger.room_waiters > 0 {
+            self.room.notify_all();
+        }
+    }
+
+    /// Wakes the replayer if it waits for a chunk.
+    pub(super) fn wake_replayer(&self, ledger: &Ledger) {
+        if ledger.replayer_waits {
+            self.chunks.notify_all();
+        }
     }
 
     pub(super) fn tell(&self, line: String, fatal: bool) {
@@ -58,7 +74,7 @@ impl Spool {
         let mut ledger = self.lock();
         ledger.discarded += len as u64;
         ledger.in_flight = None;
-        self.room.notify_all();
+        self.wake_room(&ledger);
     }
 
     /// Throws away what is spooled: the output is gone or the relay must stop now.
@@ -72,9 +88,12 @@ impl Spool {
 
     /// Waits, bounded, until the replayer holds no chunk.
     pub(super) fn settle(&self) {
-        let ledger = self.lock();
-        let _ = self
+        let mut ledger = self.lock();
+        ledger.room_waiters += 1;
+        let (mut ledger, _) = self
             .room
-            .wait_timeout_while(ledger, SETTLE, |l| l.in_flight.is_some());
+            .wait_timeout_while(ledger, SETTLE, |l| l.in_flight.is_some())
+            .unwrap_or_else(|e| e.into_inner());
+        ledger.room_waiters -= 1;
     }
 }
