@@ -88,9 +88,8 @@ pub(crate) struct Intake<S> {
     chunk_size: usize,
 }
 
-/// Opens the spool file, if the plan has a spool: before any byte moves, so a directory that
-/// cannot hold it stops bpipe at once.
-pub(crate) fn open(plan: &Plan) -> anyhow::Result<Option<SpoolFile>> {
+/// Opens the spool file, if the plan has a spool.
+fn open(plan: &Plan) -> anyhow::Result<Option<SpoolFile>> {
     plan.spool
         .as_ref()
         .map(|spec| SpoolFile::open(&spec.dir, spec.max))
@@ -99,14 +98,16 @@ pub(crate) fn open(plan: &Plan) -> anyhow::Result<Option<SpoolFile>> {
 
 impl<S: Spill + 'static> Intake<S> {
     /// The intake for the plan's spool and watermarks, and the replayer's thread with a spool;
-    /// `None` when the plan has neither. `gate` is the one the writers wait at.
+    /// `None` when the plan has neither. `gate` is the one the writers wait at. The spool file
+    /// is made here: a directory that cannot hold it stops bpipe before any output is opened.
     pub(crate) fn start(
         plan: &Plan,
         queue: &Arc<Queue<S>>,
-        (file, gate): (Option<SpoolFile>, Option<Arc<Gate>>),
+        gate: Option<Arc<Gate>>,
         chunk_size: usize,
         tx: &mpsc::Sender<Message>,
     ) -> anyhow::Result<Option<Arc<Intake<S>>>> {
+        let file = open(plan)?;
         let marks = plan.watermarks;
         if file.is_none() && gate.is_none() && marks.resume_at.is_none() {
             return Ok(None);

@@ -247,9 +247,8 @@ mod tests {
             delimiter: None,
         };
         let queue = Arc::new(Queue::new(limits, plan.policy, crate::clock::system()));
-        let file = crate::spool::open(&plan).unwrap();
         let (tx, _rx) = mpsc::channel();
-        let intake = Intake::start(&plan, &queue, (file, None), 128, &tx);
+        let intake = Intake::start(&plan, &queue, None, 128, &tx);
         (queue, intake.unwrap().unwrap())
     }
 

@@ -10,6 +10,20 @@ use crate::slot::Spill;
 use crate::spool::Intake;
 use crate::supervise::probe::Probe;
 
+/// `probe`, with the intake's part added when there is an intake.
+pub(crate) fn with_intake<S: Spill + Sync + 'static>(
+    probe: Arc<dyn Probe>,
+    intake: Option<Arc<Intake<S>>>,
+) -> Arc<dyn Probe> {
+    match intake {
+        Some(intake) => Arc::new(SpoolProbe {
+            inner: probe,
+            intake,
+        }),
+        None => probe,
+    }
+}
+
 pub(crate) struct SpoolProbe<S> {
     pub(crate) inner: Arc<dyn Probe>,
     pub(crate) intake: Arc<Intake<S>>,

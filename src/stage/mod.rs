@@ -21,7 +21,6 @@ use crate::slot::pipe::PipeSlot;
 use crate::slot::ring::{self, Ring};
 use crate::slot::{Share, Slot, Spill};
 use crate::spool::marks::Gate;
-use crate::spool::probe::SpoolProbe;
 use crate::spool::{self, Intake, Offers};
 use crate::supervise::message::{Message, Stage, StageExit, StageId};
 use crate::supervise::probe::Probe;
@@ -279,8 +278,7 @@ fn reader_count(plan: &Plan, inputs: &[Unopened]) -> usize {
     }
 }
 
-/// Starts both sides on slots of type `S`, the queue stocked with `stock`. A spool file is made
-/// first: a directory that cannot hold it stops bpipe before any output is opened.
+/// Starts both sides on slots of type `S`, the queue stocked with `stock`.
 fn launch<S: Share + Spill>(
     plan: &Plan,
     stock: Stock<S>,
@@ -294,7 +292,6 @@ fn launch<S: Share + Spill>(
         1 => plan.policy,
         _ => OnFull::Block,
     };
-    let spool_file = spool::open(plan)?;
     let shared = Shared {
         queue: Arc::new(Queue::new(plan.limits, policy, clock::system())),
         counters: Arc::new(Counters::new(reader_count(plan, &inputs), outputs.len())),
@@ -303,13 +300,7 @@ fn launch<S: Share + Spill>(
     };
     shared.queue.stock(stock.slots);
     let gate = shared.controls.start.clone();
-    let intake = Intake::start(
-        plan,
-        &shared.queue,
-        (spool_file, gate),
-        stock.chunk_size,
-        &tx,
-    )?;
+    let intake = Intake::start(plan, &shared.queue, gate, stock.chunk_size, &tx)?;
     // The writers first: a reader that cannot be started leaves nothing read, while a reader
     // already reading when a writer cannot start would leave what it read unaccounted for.
     let (probe, writers) = outputs::start(
@@ -326,14 +317,11 @@ fn launch<S: Share + Spill>(
             let offers = intake.clone().map(|i| i as Arc<dyn Offers<S>>);
             let sizing = (stock.chunk_size, offers);
             let reader = spawn_reader(shared.clone(), plan, sizing, read, inputs, tx)?;
-            let probe = match intake {
-                Some(intake) => Arc::new(SpoolProbe {
-                    inner: probe,
-                    intake,
-                }) as Arc<dyn Probe>,
-                None => probe,
-            };
-            (vec![reader], Vec::new(), probe)
+            (
+                vec![reader],
+                Vec::new(),
+                spool::probe::with_intake(probe, intake),
+            )
         }
         _ => {
             let job = merge::MergeJob {

@@ -36,6 +36,7 @@ const DETACH_CHECK_MAX: Duration = Duration::from_millis(100);
 mod control;
 mod lanes;
 mod record;
+mod spool;
 
 pub(crate) struct Steering {
     plan: Plan,
@@ -140,13 +141,7 @@ impl Steering {
         if let (Stage::Reader, Ok(StageExit::Read(ReaderExit::Rejected))) = (id.stage, &end) {
             self.report_rejection();
         }
-        // Held at the start until the input ended, the writer has a known total to go.
-        if let (Stage::Reader, Ok(StageExit::Read(ReaderExit::Eof))) = (id.stage, &end)
-            && self.plan.watermarks.start_at.is_some()
-        {
-            self.reporter
-                .expect(self.stages.counters.totals().input.bytes);
-        }
+        self.on_input_end(id, &end);
         match id.stage {
             Stage::Reader => self.reader_end = Some(end),
             Stage::Writer => self.on_writer_done(id.index, end),
@@ -171,10 +166,7 @@ impl Steering {
             }
             Message::StageDone { id, end } => self.on_stage_done(id, end),
             Message::StatsFileOpened(opened) => self.reporter.stats_file_opened(opened),
-            Message::Spool { line, fatal } => {
-                self.reporter.line(&line);
-                self.spool_failed |= fatal;
-            }
+            Message::Spool { line, fatal } => self.on_spool_line(&line, fatal),
             Message::Control { command, reply } => self.on_control(command, reply),
         }
     }
@@ -266,15 +258,7 @@ impl Steering {
 
     /// Says at once that the input was refused, and starts watching the drain.
     fn report_rejection(&mut self) {
-        let capacity = self.stages.probe.capacity_chunks();
-        let spool = self.stages.probe.view().spool.max_bytes;
-        let why = match spool {
-            0 => anyhow::anyhow!("the queue of {capacity} chunks is full (--on-full fail)"),
-            _ => anyhow::anyhow!(
-                "the queue of {capacity} chunks and the spool of {} are full (--on-full fail)",
-                human_bytes(spool)
-            ),
-        };
+        let why = self.rejection_why();
         self.reporter.error(&why.context("input rejected"));
         let bytes_out = self.stages.counters.totals().output.bytes;
         self.rejected = Some(Drain::new(bytes_out, Instant::now()));
