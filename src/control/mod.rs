@@ -1,5 +1,10 @@
 //! A running relay that can be asked and steered: its control socket, the line protocol it
 //! speaks, and the client side of the same binary.
 
+pub mod client;
 pub(crate) mod command;
+mod conn;
 pub(crate) mod dir;
+mod json;
+mod keys;
+pub mod top;
