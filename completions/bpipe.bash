@@ -24,7 +24,7 @@ _bpipe() {
 
     case "${cmd}" in
         bpipe)
-            opts="-o -b -n -m -l -0 -d -L -q -i -p -s -h -V --output --append --merge --no-splice --chunk-size --chunks --max-buffer --lines --null --on-full --drop --slow-output --detach-after --stall-timeout --drain-timeout --rate-limit --read-rate --rate-unit --burst --quiet --stats-format --interval --progress --size --stats-file --help --version"
+            opts="-o -b -n -m -l -0 -d -L -q -i -p -s -h -V --output --append --merge --no-splice --chunk-size --chunks --max-buffer --lines --null --on-full --drop --slow-output --detach-after --stall-timeout --drain-timeout --rate-limit --read-rate --rate-unit --burst --quiet --stats-format --interval --progress --size --stats-file --control --no-control --metrics-file --metrics-listen --metrics-label --query --remote --pause --resume --top --once --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -208,6 +208,66 @@ _bpipe() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o filenames
                     fi
+                    return 0
+                    ;;
+                --control)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
+                    fi
+                    return 0
+                    ;;
+                --metrics-file)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
+                    fi
+                    return 0
+                    ;;
+                --metrics-listen)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --metrics-label)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --query)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remote)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pause)
+                    COMPREPLY=($(compgen -W "in out both" -- "${cur}"))
+                    return 0
+                    ;;
+                --resume)
+                    COMPREPLY=($(compgen -W "in out both" -- "${cur}"))
                     return 0
                     ;;
                 *)

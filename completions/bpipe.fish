@@ -23,6 +23,18 @@ json\t'One JSON object per line, for scripts'"
 complete -c bpipe -s i -l interval -d 'Print a stats record every DURATION (e.g. 1s, 250ms)' -r -f
 complete -c bpipe -s s -l size -d 'Expected total size, for percent and ETA in --progress' -r -f
 complete -c bpipe -l stats-file -d 'Also write every stats record to PATH (created or truncated) as JSON Lines' -r -F
+complete -c bpipe -l control -d 'Answer control requests on the Unix socket PATH instead of the default, $XDG_RUNTIME_DIR/bpipe/PID.sock (else /tmp/bpipe-UID/PID.sock); unlike the default, a PATH that cannot be used stops bpipe before any byte moves' -r -F
+complete -c bpipe -l metrics-file -d 'Write the stats in the Prometheus text format to PATH (replaced whole, by rename) every interval (-i, default 10s) and at exit' -r -F
+complete -c bpipe -l metrics-listen -d 'Serve the same metrics over HTTP (GET /metrics) on [ADDR:]PORT; 127.0.0.1 unless ADDR is given' -r -f
+complete -c bpipe -l metrics-label -d 'A constant label on every metric, e.g. job=backup (repeatable)' -r -f
+complete -c bpipe -l query -d 'Print the stats of the running bpipe PID (or on the socket PATH) and exit' -r
+complete -c bpipe -l remote -d 'Change the running bpipe PID (or on the socket PATH): the -L, --read-rate, --on-full, --pause and --resume given here; exit 0 only if every change was accepted' -r
+complete -c bpipe -l pause -d 'With --remote: pause reading (in), writing (out), or both' -r -f -a "in\t'Reading: the producer is held back once the queue is full'
+out\t'Writing: the queue fills'
+both\t''"
+complete -c bpipe -l resume -d 'With --remote: resume reading (in), writing (out), or both' -r -f -a "in\t'Reading: the producer is held back once the queue is full'
+out\t'Writing: the queue fills'
+both\t''"
 complete -c bpipe -l append -d 'Append to the --output files instead of truncating them'
 complete -c bpipe -l merge -d 'Read all FILEs at once, one reader each, and merge them: whole chunks, or whole records in line mode, taking turns when the queue is full; each input gets an equal share of -n'
 complete -c bpipe -l no-splice -d 'Always use read/write, never the zero-copy splice(2) path'
@@ -31,5 +43,8 @@ complete -c bpipe -s 0 -l null -d 'Records end at NUL instead of newline (implie
 complete -c bpipe -s d -l drop -d 'Same as --on-full drop'
 complete -c bpipe -s q -l quiet -d 'No stats on standard error: no summary, no interval records (errors and SIGUSR1 snapshots still print; --stats-file still gets every record)'
 complete -c bpipe -s p -l progress -d 'A live status line, redrawn in place, when standard error is a terminal; with several outputs it shows the slowest one\'s lag'
+complete -c bpipe -l no-control -d 'No control socket: --query, --remote and --top will not see this bpipe'
+complete -c bpipe -l top -d 'A live table, refreshed every second, of every bpipe of this user on this machine'
+complete -c bpipe -l once -d 'With --top: print one table (JSON Lines with --stats-format json) and exit'
 complete -c bpipe -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c bpipe -s V -l version -d 'Print version'

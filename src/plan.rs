@@ -98,6 +98,10 @@ pub(crate) struct Plan {
     pub(crate) policy: OnFull,
     pub(crate) data_path: DataPath,
     pub(crate) read_pace: Option<PaceSpec>,
+    /// What the write rates count, and the burst `--burst` gave: a rate set while the run goes
+    /// on follows them.
+    pub(crate) rate_unit: RateUnit,
+    pub(crate) burst: Option<u64>,
     pub(crate) stats_format: StatsFormat,
     pub(crate) quiet: bool,
     pub(crate) stats_file: Option<PathBuf>,
@@ -250,6 +254,8 @@ impl From<&Cli> for Plan {
             policy: cli.policy(),
             data_path: data_path(cli),
             read_pace,
+            rate_unit: cli.rate_unit,
+            burst: cli.burst,
             stats_format: cli.stats_format,
             quiet: cli.quiet,
             stats_file: cli.stats_file.clone(),

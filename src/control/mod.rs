@@ -7,4 +7,6 @@ mod conn;
 pub(crate) mod dir;
 mod json;
 mod keys;
+pub(crate) mod reply;
+pub(crate) mod server;
 pub mod top;

@@ -289,6 +289,13 @@ impl<P: Payload> Queue<P> {
         }
     }
 
+    /// A new policy for chunks offered from now on; a reader waiting for room looks again.
+    pub(crate) fn set_policy(&self, policy: OnFull) {
+        let mut state = self.sync.lock();
+        state.admission.set_policy(policy);
+        self.sync.wake(&mut state, Side::Reader);
+    }
+
     /// Takes back a slot the consumer handed on (shared by several outputs) once all are done.
     pub(crate) fn recycle(&self, slot: P) {
         let mut state = self.sync.lock();

@@ -53,6 +53,10 @@ impl Admission {
         }
     }
 
+    pub(crate) fn set_policy(&mut self, policy: OnFull) {
+        self.policy = policy;
+    }
+
     pub(crate) fn drops(&self) -> Drops {
         self.drops
     }

@@ -24,6 +24,7 @@ fn write_traffic(s: &Snapshot, w: &mut Vec<u8>) -> io::Result<()> {
         Event::Exit => "",
         Event::Signal => "[signal] ",
         Event::Interval => "[interval] ",
+        Event::Query => "[query] ",
     };
     write!(
         w,

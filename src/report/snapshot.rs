@@ -11,6 +11,8 @@ pub(crate) enum Event {
     Exit,
     Signal,
     Interval,
+    /// Asked for on the control socket.
+    Query,
 }
 
 impl Event {
@@ -19,6 +21,7 @@ impl Event {
             Event::Exit => "exit",
             Event::Signal => "signal",
             Event::Interval => "interval",
+            Event::Query => "query",
         }
     }
 }
@@ -63,6 +66,10 @@ pub(crate) struct RunStats {
     pub(crate) path_in: &'static str,
     pub(crate) path_out: &'static str,
     pub(crate) line_mode: bool,
+    /// Time some side was paused from the control socket.
+    pub(crate) paused: Duration,
+    /// What the relay is doing: running, blocked, idle, throttled or paused.
+    pub(crate) state: &'static str,
 }
 
 impl RunStats {
@@ -195,6 +202,7 @@ impl Snapshot {
             seconds("throttled_s", Counter, r.throttled()),
             seconds("throttled_read_s", Counter, r.throttled_read),
             seconds("throttled_write_s", Counter, r.throttled_write),
+            seconds("paused_s", Counter, r.paused),
             bytes("bytes_unsent", Counter, a.bytes_unsent),
             field(
                 "output_closed",
@@ -205,6 +213,7 @@ impl Snapshot {
             field("path", Label, Unit::None, Value::Text(r.path())),
             field("path_in", Label, Unit::None, Value::Text(r.path_in)),
             field("path_out", Label, Unit::None, Value::Text(r.path_out)),
+            field("state", Label, Unit::None, Value::Text(r.state)),
         ];
         if let Some(rates) = self.rates {
             let rate = |name, value| field(name, Gauge, Unit::BytesPerSecond, Value::Rate(value));
@@ -261,6 +270,8 @@ pub(crate) fn sample() -> Snapshot {
             path_in: "copy",
             path_out: "copy",
             line_mode: false,
+            paused: Duration::ZERO,
+            state: "running",
         },
         rates: None,
         exit_status: Some(0),

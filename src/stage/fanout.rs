@@ -100,6 +100,11 @@ impl<P: Share> Probe for FanProbe<P> {
             lane.close();
         }
     }
+
+    /// The policy for what the reader offers; the lanes keep their own (`slow=`).
+    fn set_policy(&self, policy: OnFull) {
+        self.queue.set_policy(policy);
+    }
 }
 
 #[cfg(test)]

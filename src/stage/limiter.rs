@@ -1,10 +1,13 @@
 //! A token bucket with a cap, so a rate limit holds after idle time instead of bursting, cut
 //! into small steps, so a low rate flows evenly instead of in lumps.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::clock::SharedClock;
+use crate::plan::default_burst;
+use crate::stage::dial::Dial;
 
 /// How long one sleep may last before the stop flag is looked at again and the time waited so
 /// far is reported: a long wait shows in the stats while it lasts, at most this late.
@@ -21,12 +24,16 @@ const STEP_SECONDS: f64 = 0.05;
 /// until it is back at zero), so every step costs at most one sleep. The data still goes out no
 /// sooner than the rate has earned it: what a step carries was paid for by the wait before it.
 pub(crate) struct Limiter {
+    /// Units per second; zero is no limit.
     rate: f64,
     burst: f64,
     /// Below zero while a step waits for its deficit; above the burst only by a refund.
     tokens: f64,
     last: Instant,
     clock: SharedClock,
+    /// Where a new rate may come from while the run goes on, and the burst to give it (the
+    /// one `--burst` gave, else the default for that rate).
+    dial: Option<(Arc<Dial>, Option<u64>)>,
 }
 
 impl Limiter {
@@ -38,13 +45,55 @@ impl Limiter {
             tokens: burst as f64,
             last: clock.now(),
             clock,
+            dial: None,
         }
+    }
+
+    /// A limiter that follows `dial`, starting at its rate (perhaps none).
+    pub(crate) fn dialed(dial: Arc<Dial>, burst: Option<u64>, clock: SharedClock) -> Self {
+        let rate = dial.rate();
+        let burst_now = burst.unwrap_or_else(|| default_burst(rate));
+        let mut limiter = Limiter::new(rate, burst_now, clock);
+        limiter.dial = Some((dial, burst));
+        limiter
+    }
+
+    fn dialed_rate(&self) -> f64 {
+        match &self.dial {
+            Some((dial, _)) => dial.rate() as f64,
+            None => self.rate,
+        }
+    }
+
+    /// Whether nothing is being limited now: no rate on the dial.
+    pub(crate) fn is_unlimited(&self) -> bool {
+        self.dialed_rate() == 0.0
+    }
+
+    /// Takes up a new rate from the dial. What was earned so far at the old rate is kept, but
+    /// no burst is given with the change: a lifted limit must not start with a lump.
+    fn follow_dial(&mut self) {
+        let Some((dial, burst)) = &self.dial else {
+            return;
+        };
+        let rate = dial.rate();
+        if rate as f64 == self.rate {
+            return;
+        }
+        let burst = burst.unwrap_or_else(|| default_burst(rate));
+        self.refill();
+        self.rate = rate as f64;
+        self.burst = burst as f64;
+        self.tokens = self.tokens.min(0.0);
     }
 
     /// The most one `acquire` should ask for: a twentieth of a second at the rate, at least one
     /// unit. Below twenty units a second each step is one unit, the smoothest there is.
     pub(crate) fn step(&self) -> u64 {
-        ((self.rate * STEP_SECONDS) as u64).max(1)
+        match self.dialed_rate() {
+            0.0 => u64::MAX,
+            rate => ((rate * STEP_SECONDS) as u64).max(1),
+        }
     }
 
     fn refill(&mut self) {
@@ -63,12 +112,20 @@ impl Limiter {
         stop: &AtomicBool,
         mut waited: impl FnMut(Duration),
     ) {
+        self.follow_dial();
+        if self.rate == 0.0 {
+            return;
+        }
         self.refill();
         self.tokens -= units as f64;
         // A millionth of a unit short is float rounding, not a reason for another sleep.
         while self.tokens < -1e-6 {
             if stop.load(Ordering::Relaxed) {
                 self.refund(units);
+                return;
+            }
+            self.follow_dial();
+            if self.rate == 0.0 {
                 return;
             }
             let before = self.last;

@@ -206,6 +206,7 @@ mod tests {
                 queue: &queue,
                 counters: &counters,
                 pool: &queue,
+                pauses: &crate::stage::pause::Pauses::default(),
                 chunk_size: chunk,
                 limiter: None,
                 stop: &stop,

@@ -8,6 +8,7 @@ use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::cli::OnFull;
 use crate::io::endpoint::Unopened;
 use crate::plan::Plan;
 use crate::queue::bell::Bell;
@@ -15,7 +16,7 @@ use crate::queue::{Item, Limits, Next, Push, Queue, View};
 use crate::report::counters::Counters;
 use crate::slot::Slot;
 use crate::stage::reader::{Reader, ReaderExit};
-use crate::stage::{ReadFn, done, limiter, spawn};
+use crate::stage::{Controls, ReadFn, done, limiter, spawn};
 use crate::supervise::message::{Message, Stage, StageExit, StageId};
 use crate::supervise::probe::Probe;
 use crate::{clock, io::sys};
@@ -150,6 +151,13 @@ impl<S: Slot> Probe for MergeProbe<S> {
     fn close_lane(&self, index: usize) {
         self.inner.close_lane(index);
     }
+
+    /// Each input applies the policy to its own queue; the merger's queue keeps blocking.
+    fn set_policy(&self, policy: OnFull) {
+        self.inputs
+            .iter()
+            .for_each(|input| input.set_policy(policy));
+    }
 }
 
 /// How the inputs ended, told as one reader's end: the first error, else the most telling exit.
@@ -172,6 +180,8 @@ pub(crate) struct MergeJob<'a, S> {
     pub(crate) queue: &'a Arc<Queue<S>>,
     pub(crate) counters: &'a Arc<Counters>,
     pub(crate) stop: &'a Arc<AtomicBool>,
+    /// The reading side's rate, which every input follows on its own, and its pause.
+    pub(crate) controls: &'a Arc<Controls>,
     pub(crate) chunk_size: usize,
     pub(crate) read: ReadFn<S>,
 }
@@ -205,7 +215,8 @@ pub(crate) fn start<S: Slot + 'static>(
         );
         let (read, chunk_size) = (job.read, job.chunk_size);
         let delimiter = job.plan.data_path.delimiter();
-        let limiter = job.plan.read_pace.as_ref().map(limiter);
+        let limiter = Some(limiter(&job.controls.input, job.plan));
+        let controls = Arc::clone(job.controls);
         readers.push(spawn("reader", move || {
             let reader = Reader {
                 queue: &queue,
@@ -214,6 +225,7 @@ pub(crate) fn start<S: Slot + 'static>(
                 chunk_size,
                 limiter,
                 stop: &stop,
+                pauses: &controls.pauses,
             };
             let inputs = [input];
             let end = crate::stage::read_guarded(read, reader, &inputs, delimiter);

@@ -22,21 +22,26 @@ use crate::slot::ring::{self, Ring};
 use crate::slot::{Share, Slot};
 use crate::supervise::message::{Message, Stage, StageExit, StageId};
 use crate::supervise::probe::Probe;
+use dial::Dial;
 use limiter::Limiter;
 use outputs::OutputStage;
+use pause::Pauses;
 use reader::{Reader, ReaderExit};
 
+pub(crate) mod dial;
 mod fanout;
 pub(crate) mod limiter;
 mod lines;
 mod merge;
 mod outputs;
+pub(crate) mod pause;
 pub(crate) mod reader;
 pub(crate) mod writer;
 
 /// The running stages, as the supervisor holds them.
 pub(crate) struct Stages {
     pub(crate) probe: Arc<dyn Probe>,
+    pub(crate) controls: Arc<Controls>,
     pub(crate) counters: Arc<Counters>,
     /// Raised to ask the reader to stop, and a writer still opening its output to give up.
     pub(crate) stop: Arc<AtomicBool>,
@@ -149,8 +154,33 @@ pub(crate) fn start(
     }
 }
 
-fn limiter(pace: &PaceSpec) -> Limiter {
-    Limiter::new(pace.rate, pace.burst, clock::system())
+/// A limiter on `dial`, which starts at the plan's rate and may be turned while the run goes
+/// on; the burst is `--burst`'s, else the default for whatever the rate is.
+fn limiter(dial: &Arc<Dial>, plan: &Plan) -> Limiter {
+    Limiter::dialed(Arc::clone(dial), plan.burst, clock::system())
+}
+
+/// What the control socket can turn while the run goes on: the reading side's rate, each
+/// output's, and the pauses.
+pub(crate) struct Controls {
+    pub(crate) input: Arc<Dial>,
+    pub(crate) outputs: Vec<Arc<Dial>>,
+    pub(crate) pauses: Pauses,
+}
+
+impl Controls {
+    fn new(plan: &Plan) -> Controls {
+        let rate = |pace: Option<&PaceSpec>| Arc::new(Dial::new(pace.map(|p| p.rate)));
+        Controls {
+            input: rate(plan.read_pace.as_ref()),
+            outputs: plan
+                .lanes
+                .iter()
+                .map(|lane| rate(lane.pace.as_ref()))
+                .collect(),
+            pauses: Pauses::default(),
+        }
+    }
 }
 
 fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> anyhow::Result<JoinHandle<()>> {
@@ -169,6 +199,7 @@ struct Shared<S> {
     queue: Arc<Queue<S>>,
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
+    controls: Arc<Controls>,
 }
 
 impl<S> Clone for Shared<S> {
@@ -177,6 +208,7 @@ impl<S> Clone for Shared<S> {
             queue: Arc::clone(&self.queue),
             counters: Arc::clone(&self.counters),
             stop: Arc::clone(&self.stop),
+            controls: Arc::clone(&self.controls),
         }
     }
 }
@@ -201,7 +233,7 @@ fn spawn_reader<S: Slot + 'static>(
     tx: mpsc::Sender<Message>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let delimiter = plan.data_path.delimiter();
-    let limiter = plan.read_pace.as_ref().map(limiter);
+    let limiter = Some(limiter(&shared.controls.input, plan));
     spawn("reader", move || {
         let reader = Reader {
             queue: &shared.queue,
@@ -210,6 +242,7 @@ fn spawn_reader<S: Slot + 'static>(
             chunk_size,
             limiter,
             stop: &shared.stop,
+            pauses: &shared.controls.pauses,
         };
         let end = read_guarded(read, reader, &inputs, delimiter);
         shared.queue.finish_input();
@@ -252,6 +285,7 @@ fn launch<S: Share>(
         queue: Arc::new(Queue::new(plan.limits, policy, clock::system())),
         counters: Arc::new(Counters::new(reader_count(plan, &inputs), outputs.len())),
         stop: Arc::new(AtomicBool::new(false)),
+        controls: Arc::new(Controls::new(plan)),
     };
     shared.queue.stock(stock.slots);
     // The writers first: a reader that cannot be started leaves nothing read, while a reader
@@ -261,6 +295,7 @@ fn launch<S: Share>(
         &shared.queue,
         &shared.counters,
         &shared.stop,
+        &shared.controls,
         outputs,
         &tx,
     )?;
@@ -275,6 +310,7 @@ fn launch<S: Share>(
                 queue: &shared.queue,
                 counters: &shared.counters,
                 stop: &shared.stop,
+                controls: &shared.controls,
                 chunk_size: stock.chunk_size,
                 read,
             };
@@ -292,6 +328,7 @@ fn launch<S: Share>(
     };
     Ok(Stages {
         probe,
+        controls: shared.controls,
         counters: shared.counters,
         stop: shared.stop,
         readers,

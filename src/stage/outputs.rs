@@ -11,13 +11,14 @@ use anyhow::Context;
 
 use crate::cli::RateUnit;
 use crate::io::endpoint::{Endpoint, Unopened};
-use crate::plan::{LaneSpec, Plan};
+use crate::plan::Plan;
 use crate::queue::Queue;
 use crate::report::counters::Counters;
 use crate::slot::{Outgoing, Share};
+use crate::stage::dial::Dial;
 use crate::stage::fanout::{self, FanProbe};
 use crate::stage::writer::{Pace, Writer};
-use crate::stage::{done, limiter, spawn};
+use crate::stage::{Controls, done, limiter, spawn};
 use crate::supervise::message::{Message, Stage, StageExit, StageId};
 use crate::supervise::probe::Probe;
 
@@ -28,12 +29,12 @@ pub(crate) struct OutputStage {
     pub(crate) opening: Arc<AtomicBool>,
 }
 
-fn pace(lane: &LaneSpec, plan: &Plan) -> Option<Pace> {
-    lane.pace.as_ref().map(|spec| match spec.unit {
-        RateUnit::Bytes => Pace::Bytes(limiter(spec)),
-        RateUnit::Lines => {
-            Pace::Records(limiter(spec), plan.data_path.delimiter().unwrap_or(b'\n'))
-        }
+/// Every writer has a pace, limited or not: the control socket may set a rate at any time.
+fn pace(dial: &Arc<Dial>, plan: &Plan) -> Option<Pace> {
+    let limiter = limiter(dial, plan);
+    Some(match plan.rate_unit {
+        RateUnit::Bytes => Pace::Bytes(limiter),
+        RateUnit::Lines => Pace::Records(limiter, plan.data_path.delimiter().unwrap_or(b'\n')),
     })
 }
 
@@ -57,6 +58,7 @@ struct WriterJob<O> {
     index: usize,
     stop: Arc<AtomicBool>,
     pace: Option<Pace>,
+    controls: Arc<Controls>,
 }
 
 /// Without an output (a stop came first, or the open failed), the writer's queue closes and its
@@ -77,6 +79,7 @@ fn spawn_writer<O: Outgoing + 'static>(
                     queue: &job.queue,
                     counters: &job.counters.outputs[job.index],
                     pace: job.pace,
+                    pauses: &job.controls.pauses,
                 };
                 write(writer, &output)
             }
@@ -105,6 +108,7 @@ pub(crate) fn start<S: Share>(
     queue: &Arc<Queue<S>>,
     counters: &Arc<Counters>,
     stop: &Arc<AtomicBool>,
+    controls: &Arc<Controls>,
     mut outputs: Vec<Unopened>,
     tx: &mpsc::Sender<Message>,
 ) -> anyhow::Result<(Arc<dyn Probe>, Vec<OutputStage>)> {
@@ -113,7 +117,8 @@ pub(crate) fn start<S: Share>(
         counters: Arc::clone(counters),
         index,
         stop: Arc::clone(stop),
-        pace: pace(&plan.lanes[index], plan),
+        pace: pace(&controls.outputs[index], plan),
+        controls: Arc::clone(controls),
     };
     if outputs.len() == 1 {
         let output = outputs.pop().context("no output to write to")?;
@@ -131,6 +136,7 @@ pub(crate) fn start<S: Share>(
             counters,
             stop,
             pace,
+            controls,
             ..
         } = job(index);
         let lane_job = WriterJob {
@@ -139,6 +145,7 @@ pub(crate) fn start<S: Share>(
             index,
             stop,
             pace,
+            controls,
         };
         writers.push(spawn_writer(lane_job, output, tx.clone())?);
     }

@@ -6,11 +6,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 
 use crate::cli::units::human_bytes;
+use crate::control::command::Side;
 use crate::io::endpoint::{Endpoint, Unopened};
 use crate::queue::{Item, Push, Queue};
 use crate::report::counters::SideCounters;
 use crate::slot::Slot;
 use crate::stage::limiter::Limiter;
+use crate::stage::pause::Pauses;
 
 /// Why the reader stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +37,7 @@ pub(crate) struct Reader<'a, S> {
     pub(crate) chunk_size: usize,
     pub(crate) limiter: Option<Limiter>,
     pub(crate) stop: &'a AtomicBool,
+    pub(crate) pauses: &'a Pauses,
 }
 
 /// What became of an offered chunk.
@@ -83,6 +86,9 @@ impl<S: Slot> Reader<'_, S> {
         max: usize,
         stream: &mut S::Stream,
     ) -> anyhow::Result<Option<usize>> {
+        if !self.pauses.pass(Side::In, || self.stopping()) {
+            return Ok(None);
+        }
         let max = match &self.limiter {
             Some(limiter) => max.min(limiter.step() as usize).max(1),
             None => max,

@@ -3,11 +3,13 @@
 use std::io;
 use std::sync::atomic::AtomicBool;
 
+use crate::control::command::Side;
 use crate::io::endpoint::Endpoint;
 use crate::queue::Queue;
 use crate::report::counters::SideCounters;
 use crate::slot::Outgoing;
 use crate::stage::limiter::Limiter;
+use crate::stage::pause::Pauses;
 
 /// What a rate limit on the output counts.
 pub(crate) enum Pace {
@@ -22,12 +24,19 @@ impl Pace {
             Pace::Bytes(limiter) | Pace::Records(limiter, _) => limiter,
         }
     }
+
+    fn limiter_ref(&self) -> &Limiter {
+        match self {
+            Pace::Bytes(limiter) | Pace::Records(limiter, _) => limiter,
+        }
+    }
 }
 
 pub(crate) struct Writer<'a, S> {
     pub(crate) queue: &'a Queue<S>,
     pub(crate) counters: &'a SideCounters,
     pub(crate) pace: Option<Pace>,
+    pub(crate) pauses: &'a Pauses,
 }
 
 /// How far a slot got.
@@ -52,6 +61,7 @@ impl<S: Outgoing> Writer<'_, S> {
         let unsent = slot.unsent_len();
         match &self.pace {
             None => (unsent, 0),
+            Some(pace) if pace.limiter_ref().is_unlimited() => (unsent, 0),
             Some(Pace::Bytes(limiter)) => {
                 let piece = unsent.min(limiter.step() as usize);
                 (piece, piece as u64)
@@ -93,6 +103,9 @@ impl<S: Outgoing> Writer<'_, S> {
         stream: &mut S::Stream,
     ) -> io::Result<Written> {
         while slot.unsent_len() > 0 {
+            if !self.pauses.pass(Side::Out, || self.queue.is_closed()) {
+                return Ok(Written::Abandoned);
+            }
             let (piece, cost) = self.next_piece(slot);
             if let Some(pace) = &mut self.pace {
                 let counters = self.counters;
@@ -168,6 +181,7 @@ mod tests {
             queue: &queue,
             counters: &counters,
             pace: Some(Pace::Records(limiter, b'\n')),
+            pauses: &Pauses::default(),
         };
         let (input, feed) = io::pipe().unwrap();
         sys::write_all(feed.as_fd(), b"a\nb\nc\nd\ne\nf\n").unwrap();

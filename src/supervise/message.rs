@@ -1,6 +1,9 @@
 //! What the steering thread hears: signals, stages that are done, and the stats file's open.
 
 use std::fs::File;
+use std::sync::mpsc;
+
+use crate::control::command::Command;
 
 use crate::stage::reader::ReaderExit;
 
@@ -32,4 +35,9 @@ pub(crate) enum Message {
     },
     /// The stats file, a FIFO, was opened (or failed to open) on its own thread.
     StatsFileOpened(anyhow::Result<File>),
+    /// A request on the control socket, and where its one-line reply goes.
+    Control {
+        command: Command,
+        reply: mpsc::Sender<String>,
+    },
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::cli::Cli;
+use crate::control::server;
 use crate::io::check;
 use crate::io::stats_file::StatsFile;
 use crate::plan::Plan;
@@ -59,6 +60,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         plan.expected_size,
     );
     let watch = Watch::new(plan.interval, progress, Instant::now());
+    // Before the stages: a --control path that cannot be used stops bpipe before any byte moves.
+    let _control = server::start(&plan.control, tx.clone(), |note| reporter.note(&note))?;
     let names = checked
         .outputs
         .iter()

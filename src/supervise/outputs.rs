@@ -62,6 +62,10 @@ impl Outputs {
             .filter(|&i| self.several() && self.slow[i] == SlowOutput::Detach && !self.detached[i])
     }
 
+    pub(crate) fn is_detached(&self, index: usize) -> bool {
+        self.detached[index]
+    }
+
     /// Outputs let go whose writers have not yet stopped.
     pub(crate) fn detached_running(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.len()).filter(|&i| self.detached[i] && self.ends[i].is_none())

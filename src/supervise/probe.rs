@@ -1,6 +1,7 @@
 //! The supervisor's view of the data plane: it looks at the queue and can close it, whatever
 //! the queue's slots are.
 
+use crate::cli::OnFull;
 use crate::queue::{Payload, Queue, View};
 
 pub(crate) trait Probe: Send + Sync {
@@ -15,6 +16,8 @@ pub(crate) trait Probe: Send + Sync {
     }
     /// Closes one output's lane: its writer stops, the others go on.
     fn close_lane(&self, _index: usize) {}
+    /// What `--on-full` does from now on.
+    fn set_policy(&self, policy: OnFull);
 }
 
 impl<P: Payload> Probe for Queue<P> {
@@ -32,5 +35,9 @@ impl<P: Payload> Probe for Queue<P> {
 
     fn capacity_bytes(&self) -> usize {
         Queue::capacity_bytes(self)
+    }
+
+    fn set_policy(&self, policy: OnFull) {
+        Queue::set_policy(self, policy);
     }
 }

@@ -61,6 +61,12 @@ impl StallWatch {
         self.last_check = now;
     }
 
+    /// Time the relay was paused on request is nobody's stall: both sides count as moving.
+    pub(crate) fn excuse(&mut self, now: Instant) {
+        self.input_moved = now;
+        self.output_moved = now;
+    }
+
     /// How long the output has not moved.
     pub(crate) fn output_quiet(&self, now: Instant) -> Duration {
         now.saturating_duration_since(self.output_moved)

@@ -160,11 +160,17 @@ fn man_page() -> String {
         .collect();
     headings.dedup();
     for heading in headings {
-        let generated = format!(".SH {}\n", heading.to_uppercase());
-        let sub = if heading.contains(' ') {
-            format!(".SS \"{heading}\"\n")
+        // roff quotes a heading with spaces.
+        let (generated, sub) = if heading.contains(' ') {
+            (
+                format!(".SH \"{}\"\n", heading.to_uppercase()),
+                format!(".SS \"{heading}\"\n"),
+            )
         } else {
-            format!(".SS {heading}\n")
+            (
+                format!(".SH {}\n", heading.to_uppercase()),
+                format!(".SS {heading}\n"),
+            )
         };
         assert!(
             options.contains(&generated),

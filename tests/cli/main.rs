@@ -1,5 +1,6 @@
 //! Black-box tests of the bpipe binary, as a user's scripts would run it.
 
+mod control;
 mod control_client;
 mod fanout;
 mod generated;

@@ -2,25 +2,25 @@
 //! stalls, and decides how the run ended. It never blocks in read or write, and it sees the data
 //! plane only through its probe and the counters.
 
+use std::cell::Cell;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::cli::units::human_bytes;
 use crate::plan::Plan;
-use crate::queue::{Drops, View};
+use crate::queue::View;
 use crate::report::accounts::Accounts;
 use crate::report::counters::Totals;
-use crate::report::parts::{self, InputTally, OutputTally, Part};
 use crate::report::progress::Waiting;
 use crate::report::reporter::{Audience, Reporter};
-use crate::report::snapshot::{Event, QueueStats, RunStats, Snapshot, Traffic};
+use crate::report::snapshot::Event;
 use crate::stage::Stages;
 use crate::stage::reader::ReaderExit;
 use crate::supervise::drain::{self, Drain};
 use crate::supervise::message::{Message, Stage, StageExit, StageId};
 use crate::supervise::outcome::{Outcome, Side, error_line};
-use crate::supervise::outputs::{Outputs, WriterEnd};
+use crate::supervise::outputs::Outputs;
 use crate::supervise::signals;
 use crate::supervise::stall::{StallWatch, WriterState};
 use crate::supervise::watch::Watch;
@@ -32,6 +32,10 @@ const READER_GRACE: Duration = Duration::from_secs(1);
 /// How often full lanes are looked at for `--detach-after`: a tenth of it, within these.
 const DETACH_CHECK_MIN: Duration = Duration::from_millis(10);
 const DETACH_CHECK_MAX: Duration = Duration::from_millis(100);
+
+mod control;
+mod lanes;
+mod record;
 
 pub(crate) struct Steering {
     plan: Plan,
@@ -50,6 +54,11 @@ pub(crate) struct Steering {
     rejected: Option<Drain>,
     /// After a stop signal, when the drain ends whether or not it is done.
     drain_deadline: Option<Instant>,
+    /// The throttled time last seen, and when it last grew.
+    throttle_seen: Cell<(Duration, Instant)>,
+    /// When the control socket last asked for the stats, and the totals then: the rates of
+    /// the next answer are since then.
+    last_query: Option<(Instant, Totals)>,
 }
 
 impl Steering {
@@ -75,121 +84,9 @@ impl Steering {
             forced: None,
             rejected: None,
             drain_deadline: None,
+            throttle_seen: Cell::new((Duration::ZERO, start)),
+            last_query: None,
         }
-    }
-
-    fn snapshot(&self, event: Event, exit_status: Option<u8>) -> Snapshot {
-        let totals = self.stages.counters.totals();
-        self.snapshot_of(event, exit_status, &totals, &self.stages.probe.view())
-    }
-
-    fn snapshot_of(
-        &self,
-        event: Event,
-        exit_status: Option<u8>,
-        totals: &Totals,
-        view: &View,
-    ) -> Snapshot {
-        let probe = &self.stages.probe;
-        let at_exit = event == Event::Exit;
-        let queue_accounts = Accounts::of(totals, view, at_exit);
-        let (outputs, accounts, dropped) = self.output_parts(&queue_accounts, view, at_exit);
-        Snapshot {
-            event,
-            inputs: self.input_parts(totals, view),
-            outputs,
-            traffic: Traffic {
-                accounts,
-                chunks_in: totals.input.chunks,
-                chunks_out: totals.output.chunks,
-                chunks_dropped: dropped.chunks,
-                records_dropped: dropped.records,
-            },
-            queue: QueueStats {
-                chunks: view.chunks,
-                bytes: view.bytes,
-                capacity_chunks: probe.capacity_chunks(),
-                capacity_bytes: probe.capacity_bytes(),
-                peak_chunks: view.peak_chunks,
-                peak_bytes: view.peak_bytes,
-            },
-            run: RunStats {
-                elapsed: self.start.elapsed(),
-                reader_blocked: view.reader_blocked,
-                writer_idle: view.writer_idle,
-                throttled_read: totals.input.throttled,
-                throttled_write: totals.output.throttled,
-                output_closed: self.output_closed(),
-                path_in: self.stages.path(&totals.input),
-                path_out: self.stages.path(&totals.output),
-                line_mode: self.plan.data_path.delimiter().is_some(),
-            },
-            rates: None,
-            exit_status,
-        }
-    }
-
-    /// Each output's part of a record, and the record's accounts and dropped records: the
-    /// queue's with one output, the sums over the outputs with several.
-    fn output_parts(
-        &self,
-        queue: &Accounts,
-        view: &View,
-        at_exit: bool,
-    ) -> (Vec<Part>, Accounts, Drops) {
-        let written = self.stages.counters.output_totals();
-        let lanes = self.stages.probe.lane_views();
-        let tallies: Vec<OutputTally> = (0..self.outputs.len())
-            .map(|i| OutputTally {
-                name: self.outputs.name(i),
-                written: written[i],
-                lane: lanes.get(i).copied(),
-                state: self.outputs.state(i),
-            })
-            .collect();
-        parts::outputs(&tallies, queue, view, at_exit)
-    }
-
-    /// The inputs' parts: one for inputs read one after another, named after the first; one
-    /// per input when they are merged.
-    fn input_parts(&self, totals: &Totals, view: &View) -> Vec<Part> {
-        let queues = &self.stages.input_queues;
-        if queues.is_empty() {
-            let state = match &self.reader_end {
-                None => "open",
-                Some(Ok(_)) => "done",
-                Some(Err(_)) => "failed",
-            };
-            let name = self.input_names.first().map_or("", String::as_str);
-            let tally = InputTally {
-                name,
-                read: totals.input,
-                queue: *view,
-                state,
-            };
-            return parts::inputs(&[tally]);
-        }
-        let read = self.stages.counters.input_totals();
-        let tallies: Vec<InputTally> = queues
-            .iter()
-            .zip(&self.input_names)
-            .zip(read)
-            .map(|((queue, name), read)| {
-                let queue = queue.view();
-                let state = if queue.input_done { "done" } else { "open" };
-                InputTally {
-                    name,
-                    read,
-                    queue,
-                    state,
-                }
-            })
-            .collect();
-        parts::inputs(&tallies)
-    }
-
-    fn output_closed(&self) -> bool {
-        self.outputs.output_closed()
     }
 
     fn stop_reader(&self) {
@@ -246,38 +143,6 @@ impl Steering {
         }
     }
 
-    fn on_writer_done(&mut self, index: usize, end: anyhow::Result<StageExit>) {
-        match self.outputs.ended(index, end) {
-            WriterEnd::Done => {}
-            WriterEnd::Detached(line) => self.reporter.line(&line),
-            WriterEnd::Failed => self.stages.probe.close(),
-        }
-        if self.outputs.all_ended() {
-            self.stop_reader();
-        }
-    }
-
-    /// Lets go of a `slow=detach` output whose lane has been full for `--detach-after`.
-    fn check_detach(&mut self) {
-        let limit = self.plan.detach_after;
-        let lanes = self.stages.probe.lane_views();
-        let full: Vec<usize> = self
-            .outputs
-            .detachable()
-            .filter(|&i| lanes.get(i).is_some_and(|l| l.full_for >= limit))
-            .collect();
-        for index in full {
-            self.stages.probe.close_lane(index);
-            let why = format!(
-                "its lane was full for {}",
-                humantime::format_duration(limit)
-            );
-            let line = self.outputs.detach(index, &why);
-            self.reporter.line(&line);
-            signals::wake(self.stages.writer_thread(index));
-        }
-    }
-
     fn on_message(&mut self, message: Message) {
         match message {
             Message::Signal(libc::SIGUSR1) => {
@@ -288,12 +153,15 @@ impl Steering {
                 self.forced = Some(Outcome::Signalled(signal))
             }
             Message::Signal(signal) => {
+                // A paused side would hold the drain up to its deadline.
+                self.stages.controls.pauses.set(None, false, Instant::now());
                 self.stop_signal = Some(signal);
                 self.stop_reader();
                 self.start_drain();
             }
             Message::StageDone { id, end } => self.on_stage_done(id, end),
             Message::StatsFileOpened(opened) => self.reporter.stats_file_opened(opened),
+            Message::Control { command, reply } => self.on_control(command, reply),
         }
     }
 
@@ -359,9 +227,14 @@ impl Steering {
 
     fn check_stall(&mut self, now: Instant, totals: &Totals, view: &View) {
         let has_data = self.writers_have_data(view, totals);
+        let paused = self.stages.controls.pauses.is_paused();
         let Some(stall) = &mut self.stall else {
             return;
         };
+        if paused {
+            stall.excuse(now);
+            return;
+        }
         let writer = WriterState {
             has_data,
             reader_running: self.reader_end.is_none(),
@@ -374,20 +247,6 @@ impl Steering {
             self.running_writers()
                 .for_each(|i| signals::wake(self.stages.writer_thread(i)));
         }
-    }
-
-    /// Whether a writer has something to write: queued for it, or taken and not yet written.
-    fn writers_have_data(&self, view: &View, totals: &Totals) -> bool {
-        let lanes = self.stages.probe.lane_views();
-        if lanes.is_empty() {
-            return view.chunks > 0 || view.taken_bytes > totals.output.bytes;
-        }
-        let written = self.stages.counters.output_totals();
-        view.chunks > 0
-            || lanes
-                .iter()
-                .zip(written)
-                .any(|(lane, out)| lane.chunks > 0 || lane.taken_bytes > out.bytes)
     }
 
     /// Says at once that the input was refused, and starts watching the drain.
