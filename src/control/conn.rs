@@ -27,14 +27,15 @@ pub(crate) struct Connection {
 /// Why a conversation failed, in words for `... (<why>)`.
 pub(crate) type Why = String;
 
+/// A relay closes the connection of a user other than its own without a word.
+const HUNG_UP: &str = "it hung up without answering, as a bpipe does to other users";
+
 fn io_why(error: &io::Error, timeout: Duration) -> Why {
     match error.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
             format!("no answer within {}", humantime::format_duration(timeout))
         }
-        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => {
-            "it closed the connection".to_string()
-        }
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => HUNG_UP.to_string(),
         _ => describe(error),
     }
 }
@@ -140,7 +141,7 @@ impl Connection {
                 .set_read_timeout(Some(left))
                 .map_err(|e| describe(&e))?;
             match self.stream.read(&mut buf) {
-                Ok(0) => return Err("it closed the connection".to_string()),
+                Ok(0) => return Err(HUNG_UP.to_string()),
                 Ok(n) => self.pending.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(io_why(&e, self.timeout)),
@@ -324,7 +325,7 @@ mod tests {
         let mut conn = Connection::open(&path, SHORT).unwrap();
         closer.join().unwrap();
         let why = conn.ask("stats").unwrap_err();
-        assert_eq!(why, "it closed the connection");
+        assert_eq!(why, HUNG_UP);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -152,6 +152,23 @@ fn expectations() -> Vec<Expect> {
             }),
         },
         Expect {
+            code: "bpipe --remote $pid -L 8MiB/s --pause=out",
+            stdout: None,
+            at_least: None,
+            check: Some(|out| {
+                let lines: Vec<&str> = out.lines().collect();
+                lines.first() == Some(&"\"state\":\"idle\"")
+                    && lines
+                        .iter()
+                        .any(|l| l.ends_with(": rate out 8.0 MiB/s: ok"))
+                    && lines.iter().any(|l| l.ends_with(": pause out: ok"))
+                    && lines
+                        .iter()
+                        .any(|l| l.contains("stdin → stdout") && l.ends_with("paused"))
+                    && lines.iter().any(|l| l.ends_with(": resume: ok"))
+            }),
+        },
+        Expect {
             code: "grep -c '\"event\":\"interval\"'",
             stdout: None,
             at_least: Some(Duration::from_millis(900)),
