@@ -25,7 +25,7 @@ struct Runtime {
 impl Runtime {
     fn new(name: &str) -> Runtime {
         Runtime {
-            dir: TempDir::new(&format!("control-{name}")),
+            dir: TempDir::new(&format!("client-{name}")),
         }
     }
 
@@ -287,7 +287,10 @@ fn pause_out_for_a_second_is_not_a_stall() {
     let pid_arg = pid.to_string();
 
     let out = rt.run(&["--remote", &pid_arg, "--pause=out"]);
-    assert_eq!(out.code(), 0, "{}", out.stderr);
+    if out.code() != 0 {
+        let relay = run.join().unwrap();
+        panic!("{}; the relay ended: {}", out.stderr, relay.stderr);
+    }
     assert_eq!(stdout(&out), format!("bpipe: {pid}: pause out: ok\n"));
     let mut paused = None;
     let filled = poll(STATE_WAIT, || {
@@ -339,10 +342,7 @@ fn top_once_lists_every_relay_with_its_pid() {
     let out = rt.run(&["--top", "--once"]);
     assert_eq!(out.code(), 0, "{}", out.stderr);
     let table = stdout(&out);
-    assert!(
-        table.starts_with(" PID") || table.starts_with("PID"),
-        "{table}"
-    );
+    assert!(table.trim_start().starts_with("PID"), "{table}");
     for pid in &pids {
         let row = table
             .lines()
