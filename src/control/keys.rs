@@ -38,6 +38,13 @@ fn cbreak(fd: i32) -> io::Result<libc::termios> {
     Ok(saved)
 }
 
+/// Whether this process owns the terminal: changing its settings from the background would
+/// stop it (SIGTTOU), as under `timeout` or `&`; there only the signals end it.
+fn in_foreground(fd: i32) -> bool {
+    // SAFETY: neither call has memory preconditions.
+    unsafe { libc::tcgetpgrp(fd) == libc::getpgrp() }
+}
+
 impl Keys {
     pub(crate) fn start() -> io::Result<Keys> {
         let stop = Arc::new(AtomicBool::new(false));
@@ -45,7 +52,7 @@ impl Keys {
             signal_hook::flag::register(signal, Arc::clone(&stop))?;
         }
         let stdin = io::stdin();
-        let saved = match stdin.is_terminal() {
+        let saved = match stdin.is_terminal() && in_foreground(stdin.as_raw_fd()) {
             true => Some(cbreak(stdin.as_raw_fd())?),
             false => None,
         };
