@@ -327,6 +327,10 @@ fn top_once_lists_every_relay_with_its_pid() {
         .collect();
     let mut pids: Vec<u32> = relays.iter().map(|r| r.pid() as u32).collect();
     pids.sort_unstable();
+    for &pid in &pids {
+        let idle = poll(STATE_WAIT, || rt.query(pid).str("state") == "idle");
+        assert!(idle, "{pid} never waited for input: {:?}", rt.query(pid));
+    }
 
     let out = rt.run(&["--top", "--once", "--stats-format", "json"]);
     assert_eq!(out.code(), 0, "{}", out.stderr);
