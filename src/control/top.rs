@@ -13,7 +13,7 @@ use crate::cli::units::human_bytes;
 use crate::cli::{Cli, StatsFormat};
 use crate::control::conn::{self, Connection, Why};
 use crate::control::dir;
-use crate::control::json::{self, Value};
+use crate::control::json::{self, Kind, Value};
 use crate::control::keys::Keys;
 
 /// How long a relay has to answer before its row says "not answering".
@@ -23,6 +23,7 @@ const REFRESH: Duration = Duration::from_secs(1);
 /// What one relay said when asked for its stats.
 pub(crate) struct Sample {
     pid: u32,
+    /// When the answer came, for rates computed from two samples.
     at: Instant,
     /// The stats record as the relay wrote it, or why there is none.
     stats: Result<String, Why>,
@@ -38,8 +39,10 @@ fn ask_stats(path: &Path, timeout: Duration) -> Result<String, Why> {
         let error = reply.get("error").and_then(Value::as_str).unwrap_or("");
         return Err(format!("refused: {error}"));
     }
-    let stats = reply.get("stats").ok_or("its reply has no stats")?;
-    Ok(stats.raw.to_string())
+    match reply.get("stats") {
+        Some(stats) if matches!(stats.kind, Kind::Object(_)) => Ok(stats.raw.to_string()),
+        _ => Err("its reply has no stats".to_string()),
+    }
 }
 
 /// Asks every relay at once; each has `timeout` to answer.
@@ -47,16 +50,23 @@ pub(crate) fn gather(relays: &[(u32, PathBuf)], timeout: Duration) -> Vec<Sample
     thread::scope(|scope| {
         let asking: Vec<_> = relays
             .iter()
-            .map(|(pid, path)| (*pid, scope.spawn(move || ask_stats(path, timeout))))
+            .map(|(pid, path)| {
+                scope.spawn(move || Sample {
+                    pid: *pid,
+                    stats: ask_stats(path, timeout),
+                    at: Instant::now(),
+                })
+            })
             .collect();
-        asking
-            .into_iter()
-            .map(|(pid, asked)| Sample {
-                pid,
-                at: Instant::now(),
-                stats: asked
-                    .join()
-                    .unwrap_or_else(|_| Err("the query failed".to_string())),
+        let asked = asking.into_iter().map(|asking| asking.join());
+        asked
+            .zip(relays)
+            .map(|(sample, (pid, _))| {
+                sample.unwrap_or_else(|_| Sample {
+                    pid: *pid,
+                    at: Instant::now(),
+                    stats: Err("the query failed".to_string()),
+                })
             })
             .collect()
     })
@@ -210,10 +220,10 @@ pub(crate) fn json_lines(samples: &[Sample]) -> String {
     for sample in samples {
         let pid = sample.pid;
         match &sample.stats {
-            Ok(stats) => match stats.strip_prefix('{').map(str::trim_start) {
-                Some(rest) if rest.starts_with('}') => text.push_str(&format!("{{\"pid\":{pid}}}")),
-                Some(rest) => text.push_str(&format!("{{\"pid\":{pid},{rest}")),
-                None => text.push_str(&format!("{{\"pid\":{pid}}}")),
+            // `ask_stats` kept only objects: the key goes in after the brace.
+            Ok(stats) => match stats[1..].trim_start() {
+                rest if rest.starts_with('}') => text.push_str(&format!("{{\"pid\":{pid}}}")),
+                rest => text.push_str(&format!("{{\"pid\":{pid},{rest}")),
             },
             Err(why) => {
                 let mut error = Vec::new();
@@ -370,11 +380,13 @@ mod tests {
         let answering = Fake::start(|_| Some(format!(r#"{{"ok":true,"stats":{STATS}}}"#)));
         let silent = Fake::start(|_| None);
         let refusing = Fake::start(|_| Some(r#"{"ok":false,"error":"not yours"}"#.into()));
+        let odd = Fake::start(|_| Some(r#"{"ok":true,"stats":"fine"}"#.into()));
         let relays = [
             (1, answering.path.clone()),
             (2, silent.path.clone()),
             (3, refusing.path.clone()),
             (4, PathBuf::from("/nonexistent/4.sock")),
+            (5, odd.path.clone()),
         ];
         let start = Instant::now();
         let samples = gather(&relays, ANSWER_WITHIN);
@@ -382,14 +394,15 @@ mod tests {
         assert!(took < Duration::from_secs(2), "{took:?}");
         assert_eq!(
             samples.iter().map(|s| s.pid).collect::<Vec<_>>(),
-            [1, 2, 3, 4]
+            [1, 2, 3, 4, 5]
         );
         assert_eq!(samples[0].stats.as_deref(), Ok(STATS));
         assert_eq!(samples[1].stats, Err("no answer within 200ms".to_string()));
         assert_eq!(samples[2].stats, Err("refused: not yours".to_string()));
         assert!(samples[3].stats.is_err());
+        assert_eq!(samples[4].stats, Err("its reply has no stats".to_string()));
         let text = table(&samples, &HashMap::new());
-        assert_eq!(text.matches("not answering").count(), 3, "{text}");
+        assert_eq!(text.matches("not answering").count(), 4, "{text}");
     }
 
     #[test]
