@@ -5,6 +5,7 @@ pub mod client;
 pub(crate) mod command;
 mod conn;
 pub(crate) mod dir;
+pub(crate) mod http;
 mod json;
 mod keys;
 pub(crate) mod reply;
