@@ -52,6 +52,7 @@ impl MetricsServer {
         Ok(MetricsServer { addr, stop })
     }
 
+    #[cfg(test)]
     pub(crate) fn local_addr(&self) -> SocketAddr {
         self.addr
     }
