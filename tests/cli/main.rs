@@ -5,6 +5,7 @@ mod control_client;
 mod fanout;
 mod generated;
 mod merge;
+mod metrics;
 mod observe;
 mod policies;
 mod readme;
