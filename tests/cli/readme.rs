@@ -113,6 +113,14 @@ fn expectations() -> Vec<Expect> {
         prints(r#"grep -o '"bytes_out"#, "\"bytes_out\":6888896\n"),
         prints("seq 100000 | bpipe -n 4 -b 4K", "100000\n"),
         prints("drop-oldest -n 4 -b 4K", "1000000\n"),
+        prints(
+            "--metrics-file bpipe.prom --metrics-label job=demo",
+            "bpipe_up{job=\"demo\"} 0\nbpipe_bytes_in_total{job=\"demo\"} 588895\n",
+        ),
+        prints(
+            "curl -s http://127.0.0.1:19187/metrics",
+            "bpipe_up{job=\"demo\"} 1\n",
+        ),
         Expect {
             code: "seq 1000000 | bpipe -l -d",
             stdout: None,
