@@ -25,7 +25,8 @@ const KEY_UNITS: [&str; 2] = ["_s", "_Bps"];
 
 struct Sample {
     labels: Vec<(&'static str, String)>,
-    value: Value,
+    /// As the format writes it.
+    value: String,
 }
 
 struct Family {
@@ -80,9 +81,20 @@ fn unit_words(unit: Unit) -> &'static str {
     }
 }
 
+/// A value as the format writes it; text is not a number.
+fn number(value: Value) -> Option<String> {
+    match value {
+        Value::Count(n) => Some(n.to_string()),
+        Value::Seconds(d) => Some(format!("{:.6}", d.as_secs_f64())),
+        Value::Rate(r) => Some(format!("{r:.1}")),
+        Value::Flag(b) => Some(u8::from(b).to_string()),
+        Value::Text(_) => None,
+    }
+}
+
 /// Whether a field is a metric at all: a counter or a gauge with a number.
 fn measured(field: &Field) -> bool {
-    field.kind != Kind::Label && !matches!(field.value, Value::Text(_))
+    field.kind != Kind::Label && number(field.value).is_some()
 }
 
 /// Every output's part carries this key of what the output wrote.
@@ -108,7 +120,7 @@ fn family(field: &Field, fields: &[Field], outputs: &[Part]) -> Option<Family> {
         );
         let sample = Sample {
             labels: vec![("side", side.to_string())],
-            value: field.value,
+            value: number(field.value)?,
         };
         (both, help, vec![sample])
     } else if fields
@@ -121,7 +133,7 @@ fn family(field: &Field, fields: &[Field], outputs: &[Part]) -> Option<Family> {
         let samples = outputs
             .iter()
             .filter_map(|part| {
-                let value = part.fields.iter().find(|f| f.name == key)?.value;
+                let value = number(part.fields.iter().find(|f| f.name == key)?.value)?;
                 Some(Sample {
                     labels: vec![("output", part.name.clone())],
                     value,
@@ -133,7 +145,7 @@ fn family(field: &Field, fields: &[Field], outputs: &[Part]) -> Option<Family> {
         let help = format!("The stats key {key}{unit}.");
         let sample = Sample {
             labels: Vec::new(),
-            value: field.value,
+            value: number(field.value)?,
         };
         (key.to_string(), help, vec![sample])
     };
@@ -153,7 +165,7 @@ fn up(running: bool) -> Family {
         kind: Kind::Gauge,
         samples: vec![Sample {
             labels: Vec::new(),
-            value: Value::Count(u64::from(running)),
+            value: u8::from(running).to_string(),
         }],
     }
 }
@@ -187,16 +199,6 @@ fn escape_help(text: &str) -> String {
     text.replace('\\', r"\\").replace('\n', r"\n")
 }
 
-fn write_value(out: &mut String, value: Value) {
-    let _ = match value {
-        Value::Count(n) => write!(out, "{n}"),
-        Value::Seconds(d) => write!(out, "{:.6}", d.as_secs_f64()),
-        Value::Rate(r) => write!(out, "{r:.1}"),
-        Value::Flag(b) => write!(out, "{}", u8::from(b)),
-        Value::Text(_) => unreachable!("text fields are not metrics"),
-    };
-}
-
 fn write_sample(out: &mut String, name: &str, sample: &Sample, constant: &[(String, String)]) {
     out.push_str(name);
     let labels = constant
@@ -211,7 +213,7 @@ fn write_sample(out: &mut String, name: &str, sample: &Sample, constant: &[(Stri
         out.push('}');
     }
     out.push(' ');
-    write_value(out, sample.value);
+    out.push_str(&sample.value);
     out.push('\n');
 }
 
