@@ -14,14 +14,22 @@
 #   listen    bpipe -q --metrics-listen PORT       (nobody scrapes)
 #   scraped   bpipe -q --metrics-listen PORT, and `scraper PORT RATE` (a new
 #             connection and GET /metrics every 1/RATE s for the whole run)
+#   elsewhere bpipe -q --metrics-listen PORT unscraped, while the scraper
+#             scrapes another, idle bpipe on PORT+1: the same work on the
+#             machine, none of it in the relay's process
+# Every bpipe here runs with --no-control, so that nothing that finds
+# relays by their control sockets (another session's --top or tests) can
+# reach them.
 # Reported: median throughput (N / wall time of the pipeline), bpipe's own
 # CPU seconds (relaytime, via wait4), the scrapes done and their latency,
-# and the target: scraped ÷ listen ≥ 0.98 (scraping costs ≤ 2 %).
+# and the target: scraped ÷ listen ≥ 0.98 (scraping costs ≤ 2 %); scraped ÷
+# elsewhere tells what of it is the relay's own.
 #
 # Environment knobs (besides lib.sh's BUILD_DIR, BPIPE, SKIP_BUILD):
 #   SECONDS_PER_RUN, ROUNDS   same as the arguments (arguments win)
 #   SCRAPE_RATE               scrapes per second, default 100
-#   METRICS_PORT              the port bpipe listens on, default 19188
+#   METRICS_PORT              the port bpipe listens on, default 19188 (the
+#                             idle bpipe takes the next one)
 #   RESULTS_DIR               default bench/.results
 # Exit status 1 if a run lost data or failed.
 set -euo pipefail
@@ -47,9 +55,20 @@ SCRAPER=$BUILD_DIR/scraper
 gcc -O2 -Wall -o "$RELAYTIME" "$BENCH_DIR/relaytime.c"
 gcc -O2 -Wall -o "$SCRAPER" "$BENCH_DIR/scraper.c"
 
-if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-    die "port $PORT is in use: set METRICS_PORT"
-fi
+for port in "$PORT" $((PORT + 1)); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        die "port $port is in use: set METRICS_PORT"
+    fi
+done
+
+# The idle bpipe the `elsewhere` variant scrapes: it reads a FIFO held open
+# here, and ends when it is closed.
+mkfifo "$WORK/idle"
+"$BPIPE" -q --no-control --metrics-listen $((PORT + 1)) <"$WORK/idle" >/dev/null &
+IDLE_PID=$!
+exec 4>"$WORK/idle"
+# CPU seconds (user + system) a process has used so far.
+cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
 
 mkdir -p "$RESULTS_DIR"
 STAMP=$(date +%Y%m%d-%H%M%S)
@@ -63,12 +82,14 @@ kv() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" "$2"; }
 # run VARIANT BYTES -> sets WALL, CPU; scraper's line in $WORK/scraper.out
 run() {
     local variant=$1 bytes=$2 spid=
-    local -a relay=("$BPIPE" -q)
+    local -a relay=("$BPIPE" -q --no-control)
     [[ $variant == plain ]] || relay+=(--metrics-listen "$PORT")
     : >"$WORK/scraper.out"
-    if [[ $variant == scraped ]]; then
+    if [[ $variant == scraped || $variant == elsewhere ]]; then
+        local port=$PORT
+        [[ $variant == scraped ]] || port=$((PORT + 1))
         # It waits for the endpoint, then scrapes until stopped.
-        "$SCRAPER" "$PORT" "$SCRAPE_RATE" "$LIMIT" >"$WORK/scraper.out" &
+        "$SCRAPER" "$port" "$SCRAPE_RATE" "$LIMIT" >"$WORK/scraper.out" &
         spid=$!
     fi
     local t0 t1
@@ -101,9 +122,10 @@ BYTES=$(awk -v w="$WALL" -v s="$RUN_SECONDS" 'BEGIN { printf "%.0f", (1073741824
 BYTES=$((BYTES * 1048576))
 log "each run: $BYTES bytes (about $RUN_SECONDS s)"
 
+IDLE_CPU0=$(cpu_of "$IDLE_PID")
 printf 'variant\tround\tbytes\twall_s\tgibps\tcpu_s\tscrapes\tok\tscrape_rate\tavg_ms\tmax_ms\tcpu_s_per_gib\n' >"$TSV"
 for round in $(seq 1 "$ROUNDS"); do
-    for variant in plain listen scraped; do
+    for variant in plain listen scraped elsewhere; do
         log "round $round: $variant"
         run "$variant" "$BYTES" || continue
         s=$WORK/scraper.out
@@ -114,6 +136,8 @@ for round in $(seq 1 "$ROUNDS"); do
         if [[ -s $s ]]; then log "   $(cat "$s")"; fi
     done
 done
+
+IDLE_CPU=$(awk -v a="$IDLE_CPU0" -v b="$(cpu_of "$IDLE_PID")" 'BEGIN { printf "%.2f", b - a }')
 
 # median of column COL for VARIANT
 median() {
@@ -137,15 +161,15 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) p
     echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     plain=$(median plain 5)
     plain_cpu=$(median plain 12)
-    for variant in plain listen scraped; do
+    for variant in plain listen scraped elsewhere; do
         gibps=$(median "$variant" 5)
         scrapes="-"
         ok="-"
         maxms="-"
-        if [[ $variant == scraped ]]; then
-            scrapes=$(median scraped 9)
-            ok=$(awk -F'\t' 'NR > 1 && $1 == "scraped" { o += $8; s += $7 } END { printf "%d / %d", o, s }' "$TSV")
-            maxms=$(awk -F'\t' 'NR > 1 && $1 == "scraped" && $11 > m { m = $11 } END { print m + 0 }' "$TSV")
+        if [[ $variant == scraped || $variant == elsewhere ]]; then
+            scrapes=$(median "$variant" 9)
+            ok=$(awk -F'\t' -v v="$variant" 'NR > 1 && $1 == v { o += $8; s += $7 } END { printf "%d / %d", o, s }' "$TSV")
+            maxms=$(awk -F'\t' -v v="$variant" 'NR > 1 && $1 == v && $11 > m { m = $11 } END { print m + 0 }' "$TSV")
         fi
         cpu=$(median "$variant" 12)
         echo "| $variant | $gibps | $(range "$variant" 5) | $(ratio "$gibps" "$plain") | $cpu | $(ratio "$cpu" "$plain_cpu") | $scrapes | $ok | $maxms |"
@@ -155,12 +179,18 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) p
     echo
     echo "Target: scraped ÷ listen ≥ 0.98 (scraping at $SCRAPE_RATE/s costs ≤ 2 %): $cost, $verdict."
     echo "bpipe's own CPU per GiB, scraped ÷ listen: $(ratio "$(median scraped 12)" "$(median listen 12)")."
+    echo "The same scrapes served by another bpipe instead (elsewhere ÷ listen): $(ratio "$(median elsewhere 5)" "$(median listen 5)");"
+    echo "what the relay pays itself (scraped ÷ elsewhere): $(ratio "$(median scraped 5)" "$(median elsewhere 5)")."
+    awk -F'\t' -v cpu="$IDLE_CPU" -v rate="$SCRAPE_RATE" 'NR > 1 && $1 == "elsewhere" { n += $7 }
+        END { if (n) printf "The idle bpipe used %.2f s of CPU for %d scrapes: %.0f µs a scrape, %.2f %% of a core at %s/s.\n", cpu, n, cpu / n * 1e6, cpu / n * rate * 100, rate }' "$TSV"
     echo "Medians over the rounds; the scrapes column is the median rate, ok / scrapes the totals (a"
     echo "scrape under way when the relay exits fails). On a 2-core machine the producer, bpipe and"
     echo "the consumer already share both cores, so the scraper's own CPU and the kernel's loopback"
     echo "work count against the relay too; a wide min–max means a noisy machine: use more rounds."
 } | tee "$REPORT"
 log "report saved: $REPORT"
+exec 4>&-
+wait "$IDLE_PID" || log "the idle bpipe ended with status $?"
 
 if ((FAILED)); then
     log "!!!!! some runs failed: see above"
