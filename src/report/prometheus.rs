@@ -3,11 +3,12 @@
 //!
 //! The rule: every counter and gauge field of the record is one family, `bpipe_` + its key,
 //! with the unit spelled as Prometheus wants (`_s` → `_seconds`, `_Bps` → `_bytes_per_second`,
-//! `_bytes` where bytes are not already named) and `_total` on a counter. Two keys tell apart:
-//! a key for one side (`throttled_read_s`, `throttled_write_s`) is one family with a `side`
-//! label (`in`, `out`) and the key of both sides together (`throttled_s`) is left out, as `sum`
-//! gives it; a key of what an output wrote (`bytes_out`, `chunks_out`) is one series per output,
-//! labelled `output`, from the outputs' parts. Label fields are not metrics and are left out.
+//! `_bytes` where bytes are not already named) and `_total` on a counter. Two kinds of key are
+//! split into series: a key for one side (`throttled_read_s`, `throttled_write_s`) is one
+//! family with a `side` label (`in`, `out`), and the key of both sides together (`throttled_s`)
+//! is left out, as `sum` gives it; a key of what an output wrote (`bytes_out`, `chunks_out`) is
+//! one series per output, labelled `output`, from the outputs' parts. Label fields are not
+//! metrics and are left out.
 
 use std::fmt::Write;
 
@@ -55,7 +56,7 @@ fn sided(key: &str) -> Option<(String, &'static str)> {
 }
 
 /// The metric name of a stats key (see the module's rule).
-pub(crate) fn metric_name(key: &str, kind: Kind, unit: Unit) -> String {
+fn metric_name(key: &str, kind: Kind, unit: Unit) -> String {
     let (stem, _) = stem(key);
     let mut name = format!("bpipe_{stem}");
     match unit {

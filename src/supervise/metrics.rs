@@ -13,9 +13,9 @@ use crate::report::snapshot::{Rates, Snapshot};
 
 /// How often the served text is refreshed: a scrape sees the run as it was at most this long
 /// ago (and as it is at the end).
-pub(crate) const REFRESH: Duration = Duration::from_millis(250);
+const REFRESH: Duration = Duration::from_millis(250);
 
-/// The rates in the metrics are over about this long, like the control socket's.
+/// The rates in the metrics are over about this long.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
 
 struct Scheduled<T> {
