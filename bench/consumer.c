@@ -5,6 +5,7 @@
  *   consumer splice
  *   consumer rate [MARK_FILE]
  *   consumer slow BYTES_PER_SECOND
+ *   consumer trace TRACE_FILE
  *
  * Reads stdin to EOF and prints one line of key=value pairs on stdout.
  *
@@ -46,6 +47,12 @@
  *           so that the bytes read by time t never exceed
  *           BYTES_PER_SECOND × (t - first byte) by more than one read.
  *           BYTES_PER_SECOND takes K/M/G (1024-based).  Prints: bytes=N
+ *   trace   read(2) into a 1 MiB buffer and timestamp every read with
+ *           CLOCK_MONOTONIC, kept in memory; at EOF writes one line per read
+ *           to TRACE_FILE, "T BYTES" (the time in seconds, 6 decimals, and
+ *           the bytes received so far, that read's included), so that a
+ *           script can compare the arrivals with times taken elsewhere on
+ *           the same clock.  Prints: bytes=N reads=N
  *
  * Timestamps are taken right after read(2) returns, with the byte count
  * returned by that read.
@@ -174,13 +181,16 @@ static unsigned long long max_window(const struct sample *s, size_t count, doubl
     return best;
 }
 
-static int rate_mode(char *buf, const char *mark_file)
+/* Reads stdin to EOF, one sample (CLOCK_MONOTONIC right after read(2)
+ * returned, bytes) per read; sets *count and *total. */
+static struct sample *read_samples(char *buf, size_t *count, unsigned long long *total)
 {
-    size_t cap = 1 << 16, count = 0;
+    size_t cap = 1 << 16;
     struct sample *s = malloc(cap * sizeof *s);
     if (!s)
         die("malloc");
-    unsigned long long total = 0;
+    *count = 0;
+    *total = 0;
     for (;;) {
         ssize_t n = read(STDIN_FILENO, buf, BLOCK);
         double t = now_mono();
@@ -190,18 +200,44 @@ static int rate_mode(char *buf, const char *mark_file)
             die("read");
         }
         if (n == 0)
-            break;
-        if (count == cap) {
+            return s;
+        if (*count == cap) {
             cap *= 2;
             s = realloc(s, cap * sizeof *s);
             if (!s)
                 die("realloc");
         }
-        s[count].t = t;
-        s[count].n = (size_t)n;
-        count++;
-        total += (unsigned long long)n;
+        s[*count].t = t;
+        s[*count].n = (size_t)n;
+        (*count)++;
+        *total += (unsigned long long)n;
     }
+}
+
+static int trace_mode(char *buf, const char *trace_file)
+{
+    size_t count;
+    unsigned long long total, sofar = 0;
+    struct sample *s = read_samples(buf, &count, &total);
+    FILE *f = fopen(trace_file, "w");
+    if (!f)
+        die(trace_file);
+    for (size_t i = 0; i < count; i++) {
+        sofar += s[i].n;
+        fprintf(f, "%.6f %llu\n", s[i].t, sofar);
+    }
+    if (fclose(f))
+        die(trace_file);
+    printf("bytes=%llu reads=%zu\n", total, count);
+    free(s);
+    return 0;
+}
+
+static int rate_mode(char *buf, const char *mark_file)
+{
+    size_t count;
+    unsigned long long total;
+    struct sample *s = read_samples(buf, &count, &total);
 
     double span = count ? s[count - 1].t - s[0].t : 0;
     double avg = span > 0 ? (double)total / span : 0;
@@ -254,7 +290,8 @@ static int rate_mode(char *buf, const char *mark_file)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: consumer read|splice|rate [MARK_FILE]|slow BYTES_PER_SECOND\n");
+        fprintf(stderr,
+                "usage: consumer read|splice|rate [MARK_FILE]|slow BYTES_PER_SECOND|trace FILE\n");
         return 1;
     }
     const char *mode = argv[1];
@@ -297,8 +334,14 @@ int main(int argc, char **argv)
         printf("bytes=%llu\n", slow_loop(buf, parse_rate(argv[2])));
     } else if (!strcmp(mode, "rate")) {
         return rate_mode(buf, argc > 2 ? argv[2] : NULL);
+    } else if (!strcmp(mode, "trace")) {
+        if (argc < 3) {
+            fprintf(stderr, "usage: consumer trace TRACE_FILE\n");
+            return 1;
+        }
+        return trace_mode(buf, argv[2]);
     } else {
-        fprintf(stderr, "consumer: unknown mode '%s' (read, splice, rate, slow)\n", mode);
+        fprintf(stderr, "consumer: unknown mode '%s' (read, splice, rate, slow, trace)\n", mode);
         return 1;
     }
     return 0;

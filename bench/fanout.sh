@@ -378,7 +378,7 @@ timed_run() { # row id round
         last=$(awk -v a="$last" -v b="$end" 'BEGIN { print (b > a ? b : a) }')
     done
     local u s m
-    read -r _ u s m <"$RUN/time"
+    read -r _ u s m _ <"$RUN/time"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\tok\n' \
         "$row" "$(label "$id")" "$k" "$round" "$BYTES" "$(elapsed "$t0" "$last")" \
         "$(elapsed "$t0" "$fast")" "$u" "$s" "$m" "$kept" >>"$TSV"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/rate.sh - accuracy and burstiness of rate limiting: bpipe -L against
-# pv -L and mbuffer -R.
+# pv -L and mbuffer -R; how fast a running relay follows a new limit
+# (bpipe --remote against pv -R).
 #
 # usage: bash bench/rate.sh [SECONDS]
 #
@@ -30,6 +31,26 @@
 #   1 MiB, a relay that buffers (mbuffer) would still be draining it at the
 #   limited rate during the whole sleep, so there would be no idle period.
 #
+# Scenario 3, rate change: producer write BIG | RELAY | consumer trace, the
+# relay limited to CHANGE_LOW MiB/s (bpipe -q -L 1MiB/s with a private
+# --control socket, pv -q -L 1m); after CHANGE_PHASE_S seconds the limit is
+# raised to CHANGE_HIGH MiB/s (bpipe --remote SOCK -L 8MiB/s, pv -R PID -q
+# -L 8m), CHANGE_PHASE_S later lowered back, CHANGE_PHASE_S later raised
+# to 4 × CHANGE_HIGH so that the rest drains.  The consumer timestamps
+# every read (CLOCK_MONOTONIC) and relaytime records when each client was
+# started, on the same clock (t0).  ratechange.py says when the new rate holds: the
+# first t1 >= t0 (1 ms steps) from which every window of W that follows,
+# laid end to end up to the next change, holds the new rate × W bytes ±10 %,
+# W being 50 ms at the high rate (400 ms at 1 MiB/s: the same bytes, since a
+# 50 ms window at 1 MiB/s is less than one of bpipe's 64 KiB chunks);
+# latency t1 - t0, client start-up included.  Also: where the line fitted
+# to the settled new rate meets the one fitted to the old rate (switch,
+# less sensitive to lumpy output), the settled rate, and the bytes in the
+# first 100 ms after t0 against HIGH × (100 ms + one 50 ms step).  Target,
+# bpipe only: median hold latency <= 100 ms both ways, no burst, the settled
+# rate within ±10 %; pv is measured and reported, not judged.  CHANGE_ROUNDS
+# runs per relay, interleaved.
+#
 # Environment knobs (besides lib.sh's BUILD_DIR, BPIPE, SKIP_BUILD):
 #   RATE_SECONDS    same as the argument (the argument wins)
 #   RATE_TARGETS    MiB/s targets, default "2 20 200"
@@ -37,11 +58,17 @@
 #   IDLE_RATE_KIB   default 256
 #   IDLE_FIRST      default 256K     IDLE_SLEEP_MS  default 3000
 #   IDLE_POST       default 1M
-#   SCENARIOS       default "steady idle"
+#   CHANGE_LOW      MiB/s, default 1      CHANGE_HIGH  MiB/s, default 8
+#   CHANGE_PHASE_S  seconds at each rate, default 1.5 (at least 1.5: the
+#                   old rate is fitted over the second before a change,
+#                   from 0.5 s after the previous one)
+#   CHANGE_ROUNDS   default 5
+#   SCENARIOS       default "steady idle change"
 #   RESULTS_DIR     default bench/.results
-# Exit status 1 if a relay lost data.
+# Exit status 1 if a relay lost data, failed, or refused a change.
 set -euo pipefail
 
+# shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RUN_SECONDS=${1:-${RATE_SECONDS:-5}}
@@ -51,10 +78,20 @@ IDLE_RATE_KIB=${IDLE_RATE_KIB:-256}
 IDLE_FIRST=${IDLE_FIRST:-256K}
 IDLE_SLEEP_MS=${IDLE_SLEEP_MS:-3000}
 IDLE_POST=${IDLE_POST:-1M}
-SCENARIOS=${SCENARIOS:-steady idle}
+CHANGE_LOW=${CHANGE_LOW:-1}
+CHANGE_HIGH=${CHANGE_HIGH:-8}
+CHANGE_PHASE_S=${CHANGE_PHASE_S:-1.5}
+CHANGE_ROUNDS=${CHANGE_ROUNDS:-5}
+SCENARIOS=${SCENARIOS:-steady idle change}
 RESULTS_DIR=${RESULTS_DIR:-$BENCH_DIR/.results}
 
 [[ $RUN_SECONDS =~ ^[0-9]*\.?[0-9]+$ ]] || die "SECONDS must be a number, got '$RUN_SECONDS'"
+for v in CHANGE_LOW CHANGE_HIGH CHANGE_ROUNDS; do
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
+done
+if ! [[ $CHANGE_PHASE_S =~ ^[0-9]*\.?[0-9]+$ ]] || awk -v p="$CHANGE_PHASE_S" 'BEGIN { exit p >= 1.5 }'; then
+    die "CHANGE_PHASE_S must be a number >= 1.5, got '$CHANGE_PHASE_S'"
+fi
 
 build_tools
 build_bpipe
@@ -63,6 +100,7 @@ mkdir -p "$RESULTS_DIR"
 STAMP=$(date +%Y%m%d-%H%M%S)
 RATE_TSV=$RESULTS_DIR/rate-$STAMP.tsv
 IDLE_TSV=$RESULTS_DIR/rate-idle-$STAMP.tsv
+CHANGE_TSV=$RESULTS_DIR/rate-change-$STAMP.tsv
 REPORT=$RESULTS_DIR/rate-$STAMP.md
 FAILED=0
 
@@ -132,7 +170,7 @@ if [[ " $SCENARIOS " == *" steady "* ]]; then
         bytes=$(awk -v r="$rbps" -v s="$RUN_SECONDS" 'BEGIN { printf "%.0f", r * s }')
         bound=$(bound_for "$rbps")
         mapfile -t labels < <(limited_relays "${r}MiB/s" "${r}m" "${r}M")
-        for round in $(seq 1 "$RATE_ROUNDS"); do
+        for _ in $(seq 1 "$RATE_ROUNDS"); do
             for label in "${labels[@]}"; do
                 available_or_note "$label" "steady" || continue
                 log "steady: $r MiB/s, $bytes bytes: $label"
@@ -175,6 +213,113 @@ if [[ " $SCENARIOS " == *" idle "* ]]; then
     done
 fi
 
+# change_client LABEL RELAY_PID MIB NAME: sets the running relay's limit to
+# MIB MiB/s, under relaytime: $WORK/NAME.time gets the client's wall time
+# (field 1) and the CLOCK_MONOTONIC time it was started at (field 5).
+change_client() {
+    local label=$1 pid=$2 mib=$3 name=$4
+    local -a cmd=(pv -R "$pid" -q -L "${mib}m")
+    if [[ $label == bpipe* ]]; then
+        cmd=("$BPIPE" --remote "$CHANGE_SOCK" -L "${mib}MiB/s")
+    fi
+    if ! "$RELAYTIME" "$WORK/$name.time" 10 "${cmd[@]}" >"$WORK/$name.out" 2>&1; then
+        log "!!!!! $label: change to $mib MiB/s failed: $(head -c 300 "$WORK/$name.out")"
+        return 1
+    fi
+}
+
+# run_change LABEL BYTES: one run of scenario 3; leaves the consumer's trace
+# in $WORK/trace and the clients' times in $WORK/{up,down,lift}.time.
+# Returns 1 (after a loud message) when a change, the relay or the data failed.
+run_change() {
+    local label=$1 bytes=$2 bad=""
+    resolve_cmd "$label"
+    if [[ ${RELAY_CMD[0]} == "$BPIPE" ]]; then
+        RELAY_CMD+=(--control "$CHANGE_SOCK")
+    fi
+    rm -f "$WORK/cf1" "$WORK/cf2" "$CHANGE_SOCK" "$WORK/trace" "$WORK"/*.time
+    mkfifo "$WORK/cf1" "$WORK/cf2"
+    "$PRODUCER" write "$bytes" >"$WORK/cf1" &
+    local ppid=$!
+    "${RELAY_CMD[@]}" <"$WORK/cf1" >"$WORK/cf2" 2>"$WORK/relay.err" &
+    local rpid=$!
+    "$CONSUMER" trace "$WORK/trace" <"$WORK/cf2" >"$WORK/consumer.out" &
+    local cpid=$!
+    sleep "$CHANGE_PHASE_S"
+    change_client "$label" "$rpid" "$CHANGE_HIGH" up || bad+=" up"
+    sleep "$CHANGE_PHASE_S"
+    change_client "$label" "$rpid" "$CHANGE_LOW" down || bad+=" down"
+    sleep "$CHANGE_PHASE_S"
+    change_client "$label" "$rpid" "$((4 * CHANGE_HIGH))" lift || bad+=" lift"
+    # Bounded: with the lift refused, the rest would take minutes.
+    local i
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$cpid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if ((i == 100)); then
+        bad+=" timeout"
+        kill "$ppid" "$rpid" "$cpid" 2>/dev/null || true
+    fi
+    local sp=0 sr=0 sc=0 n
+    wait "$ppid" || sp=$?
+    wait "$rpid" || sr=$?
+    wait "$cpid" || sc=$?
+    n=$(kv bytes "$WORK/consumer.out")
+    if [[ -n $bad ]] || ((sp != 0 || sr != 0 || sc != 0 || ${n:-0} != bytes)); then
+        FAILED=1
+        FAIL_REASON="FAILED: ${n:-0} of $bytes bytes; exit statuses producer=$sp relay=$sr consumer=$sc${bad:+; failed:$bad}"
+        log ""
+        log "!!!!! $label: $FAIL_REASON"
+        head -n 20 "$WORK/relay.err" >&2
+        log ""
+        return 1
+    fi
+}
+
+if [[ " $SCENARIOS " == *" change "* ]]; then
+    RELAYTIME=$BUILD_DIR/relaytime
+    gcc -O2 -Wall -o "$RELAYTIME" "$BENCH_DIR/relaytime.c"
+    CHANGE_SOCK=$WORK/control.sock
+    printf 'relay\tround\tdir\tfrom_Bps\tto_Bps\tclient_s\tsettled_Bps\treached\tswitch_s\thold_s\twindow_s\tfirst100_B\tbound_B\tstatus\n' >"$CHANGE_TSV"
+    low=$((CHANGE_LOW * 1048576))
+    high=$((CHANGE_HIGH * 1048576))
+    # What the three phases need, and 6 MiB more for the relay's buffers
+    # and late wake-ups, so that the input lasts until the limit is lifted.
+    # The lift is to 4 × CHANGE_HIGH, not unlimited: the rest then drains in
+    # about 0.2 s, and pv -R, which waits for pv to take its message, fails
+    # ("message not received") when pv has already finished.
+    bytes=$(awk -v l="$CHANGE_LOW" -v h="$CHANGE_HIGH" -v p="$CHANGE_PHASE_S" \
+        'BEGIN { printf "%.0f", (int((2 * l + h) * p) + 7) * 1048576 }')
+    labels=("bpipe -q -L ${CHANGE_LOW}MiB/s" "pv -q -L ${CHANGE_LOW}m")
+    for round in $(seq 1 "$CHANGE_ROUNDS"); do
+        for label in "${labels[@]}"; do
+            available_or_note "$label" "change" || continue
+            log "change: round $round, $CHANGE_LOW → $CHANGE_HIGH → $CHANGE_LOW MiB/s, ${CHANGE_PHASE_S} s each: $label"
+            if ! run_change "$label" "$bytes"; then
+                printf '%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n' "$label" "$round" "$FAIL_REASON" >>"$CHANGE_TSV"
+                continue
+            fi
+            read -r up_wall _ _ _ t_up _ <"$WORK/up.time"
+            read -r down_wall _ _ _ t_down _ <"$WORK/down.time"
+            read -r _ _ _ _ t_end _ <"$WORK/lift.time"
+            python3 "$BENCH_DIR/ratechange.py" "$WORK/trace" "$t_up" "$t_down" "$t_end" "$low" "$high" >"$WORK/change.out"
+            for dir in up down; do
+                grep "^dir=$dir " "$WORK/change.out" >"$WORK/change.$dir"
+                log "   $(cat "$WORK/change.$dir")"
+            done
+            o=$WORK/change.up
+            printf '%s\t%s\tup\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\tok\n' "$label" "$round" "$low" "$high" "$up_wall" \
+                "$(kv settled_Bps "$o")" "$(kv reached "$o")" "$(kv switch_s "$o")" "$(kv hold_s "$o")" \
+                "$(kv window_s "$o")" "$(kv first100_B "$o")" "$(kv bound_B "$o")" >>"$CHANGE_TSV"
+            o=$WORK/change.down
+            printf '%s\t%s\tdown\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\tok\n' "$label" "$round" "$high" "$low" "$down_wall" \
+                "$(kv settled_Bps "$o")" "$(kv reached "$o")" "$(kv switch_s "$o")" "$(kv hold_s "$o")" \
+                "$(kv window_s "$o")" "$(kv first100_B "$o")" "$(kv bound_B "$o")" >>"$CHANGE_TSV"
+        done
+    done
+fi
+
 {
     echo "# bpipe rate limiting ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -r))"
     echo
@@ -194,6 +339,12 @@ fi
         echo "## Burst after idle: $IDLE_FIRST, ${IDLE_SLEEP_MS} ms idle, then $IDLE_POST at ${IDLE_RATE_KIB} KiB/s"
         echo
         python3 "$BENCH_DIR/summarize.py" idle "$IDLE_TSV"
+    fi
+    if [[ -f $CHANGE_TSV ]]; then
+        echo
+        echo "## Rate change: $CHANGE_LOW → $CHANGE_HIGH → $CHANGE_LOW MiB/s, ${CHANGE_PHASE_S} s at each, $CHANGE_ROUNDS rounds"
+        echo
+        python3 "$BENCH_DIR/summarize.py" change "$CHANGE_TSV"
     fi
 } | tee "$REPORT"
 log "report saved: $REPORT"

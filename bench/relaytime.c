@@ -6,9 +6,11 @@
  * Runs COMMAND (searched in PATH) as a child and waits for it alone, then
  * writes one line to OUT_FILE:
  *
- *   WALL_S USER_S SYS_S MAXRSS_KIB
+ *   WALL_S USER_S SYS_S MAXRSS_KIB START_S END_S
  *
- * with microsecond precision (GNU time prints CPU seconds to 10 ms, too
+ * START_S and END_S are the CLOCK_MONOTONIC times (seconds) just before the
+ * fork and after the wait, comparable with other tools' monotonic stamps.
+ * Times are given with microsecond precision (GNU time prints CPU seconds to 10 ms, too
  * coarse for a relay that spends ~0.05 s of CPU per GiB).  The figures are
  * those wait4(2) returns for that child: its own threads and the children
  * it waited for, nothing else.  Other children this process inherited (the
@@ -93,15 +95,15 @@ int main(int argc, char **argv)
             alarm(5);
         }
     }
-    double wall = now_mono() - t0;
+    double t1 = now_mono();
 
     FILE *f = fopen(argv[1], "w");
     if (!f) {
         fprintf(stderr, "relaytime: %s: %s\n", argv[1], strerror(errno));
         return 127;
     }
-    fprintf(f, "%.6f %.6f %.6f %ld\n", wall, seconds(ru.ru_utime), seconds(ru.ru_stime),
-            ru.ru_maxrss);
+    fprintf(f, "%.6f %.6f %.6f %ld %.6f %.6f\n", t1 - t0, seconds(ru.ru_utime),
+            seconds(ru.ru_stime), ru.ru_maxrss, t0, t1);
     fclose(f);
     if (killed)
         return 124;

@@ -187,7 +187,7 @@ timed_run() { # id round
     t1=$EPOCHREALTIME
     checked "$id" "$BYTES" "round $round" || return 0
     [[ -n $stats ]] && read -r w r < <(rates "$stats")
-    read -r _ u s m <"$RUN/time"
+    read -r _ u s m _ <"$RUN/time"
     local wall after
     wall=$(elapsed "$t0" "$t1")
     after=$(awk -v w="$wall" -v p="$PAUSE" 'BEGIN { printf "%.6f", w - p }')

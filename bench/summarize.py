@@ -5,6 +5,7 @@ usage:
   summarize.py compare RESULTS.tsv
   summarize.py rate RESULTS.tsv
   summarize.py idle RESULTS.tsv
+  summarize.py change RESULTS.tsv
   summarize.py fanout RESULTS.tsv
 
 Only the Python standard library is used.
@@ -223,6 +224,62 @@ def idle(path):
                  "bound rate×0.25+burst B", "within bound"], body))
 
 
+CHANGE_TARGET_S = 0.1
+
+
+def ms(x):
+    return "never" if x == float("inf") else f"{x * 1000:.0f}"
+
+
+def change(path):
+    """rate.sh scenario 3: one row per relay and direction, then the targets."""
+    rows = load(path)
+    failed = [r for r in rows if r["status"] != "ok"]
+    groups = {}  # (relay, dir) -> rows, in first-seen order
+    for r in rows:
+        if r["status"] == "ok":
+            groups.setdefault((r["relay"], r["dir"]), []).append(r)
+    body, verdicts = [], []
+    for (relay, d), rs in groups.items():
+        def col(key):
+            return sorted(float(r[key]) for r in rs)
+        # hold_s -1 means the new rate never held: it sorts last
+        holds = sorted(float("inf") if float(r["hold_s"]) < 0 else float(r["hold_s"]) for r in rs)
+        switch, settled, first = col("switch_s"), col("settled_Bps"), col("first100_B")
+        bound = float(rs[0]["bound_B"])
+        reached = sum(int(r["reached"]) for r in rs)
+        calm = sum(float(r["first100_B"]) <= bound for r in rs)
+        frm, to = float(rs[0]["from_Bps"]) / MIB, float(rs[0]["to_Bps"]) / MIB
+        hold_med = statistics.median(holds)
+        body.append([f"`{relay}`", f"{frm:.0f} → {to:.0f}", len(rs),
+                     fmt(statistics.median(col("client_s")) * 1000, 1),
+                     ms(hold_med), ms(holds[-1]), ms(float(rs[0]["window_s"])),
+                     f"{ms(statistics.median(switch))} ({ms(switch[0])}–{ms(switch[-1])})",
+                     f"{fmt(statistics.median(settled) / MIB, 3)} ({fmt(settled[0] / MIB, 3)}–{fmt(settled[-1] / MIB, 3)})",
+                     f"{reached}/{len(rs)}", f"{first[-1] / 1024:,.0f}", f"{bound / 1024:,.0f}",
+                     f"{calm}/{len(rs)}"])
+        if relay.startswith("bpipe"):
+            verdicts.append([f"`{relay}` {frm:.0f} → {to:.0f} MiB/s: median hold ≤ {ms(CHANGE_TARGET_S)} ms",
+                             f"{ms(hold_med)} ms", "PASS" if hold_med <= CHANGE_TARGET_S else "**FAIL**"])
+            verdicts.append([f"`{relay}` {frm:.0f} → {to:.0f} MiB/s: settled within ±10 %, every run",
+                             f"{reached}/{len(rs)}", "PASS" if reached == len(rs) else "**FAIL**"])
+            verdicts.append([f"`{relay}` {frm:.0f} → {to:.0f} MiB/s: no burst (first 100 ms ≤ bound), every run",
+                             f"{calm}/{len(rs)}", "PASS" if calm == len(rs) else "**FAIL**"])
+    for r in failed:
+        body.append([f"`{r['relay']}`", f"round {r['round']}", f"**{r['status']}**"] + [""] * 10)
+        if r["relay"].startswith("bpipe"):
+            verdicts.append([f"`{r['relay']}` round {r['round']} ran", "failed", "**FAIL**"])
+    print(table(["relay", "change MiB/s", "runs", "client ms (median)", "holds after ms (median)",
+                 "holds after ms (max)", "window W ms", "switch ms (median, min–max)",
+                 "settled MiB/s (median, min–max)", "settled within ±10 %",
+                 "first 100 ms KiB (max)", "bound KiB", "runs without burst"], body))
+    if verdicts:
+        print()
+        print("Targets (bpipe only; peers are measured, not judged):")
+        print()
+        print(table(["target", "measured", "result"], verdicts, ["l", "r", "l"]))
+
+
 # fanout.sh: relay labels as bench/fanout.sh's label() prints them
 FAN_ONE = "bpipe -q | c"
 FAN_B3 = "bpipe -q -o >(c) -o >(c) -o - | c"
@@ -352,7 +409,7 @@ def fanout(path):
 
 
 def main():
-    modes = {"compare": compare, "rate": rate, "idle": idle, "fanout": fanout}
+    modes = {"compare": compare, "rate": rate, "idle": idle, "change": change, "fanout": fanout}
     if len(sys.argv) != 3 or sys.argv[1] not in modes:
         sys.exit(__doc__)
     modes[sys.argv[1]](sys.argv[2])

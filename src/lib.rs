@@ -2,7 +2,7 @@
 
 pub mod cli;
 pub(crate) mod clock;
-pub(crate) mod control;
+pub mod control;
 pub(crate) mod io;
 pub(crate) mod plan;
 pub(crate) mod queue;

@@ -100,6 +100,9 @@ pub fn parse_label(text: &str) -> Result<(String, String), String> {
             "'{key}' is not a label name: letters, digits and _, not first a digit, not __"
         ));
     }
+    if crate::report::prometheus::OWN_LABELS.contains(&key) {
+        return Err(format!("'{key}' is a label bpipe sets itself"));
+    }
     Ok((key.to_string(), value.to_string()))
 }
 
@@ -126,7 +129,9 @@ mod tests {
             ("job".into(), "backup".into())
         );
         assert_eq!(parse_label("a_1=").unwrap().1, "");
-        for bad in ["=x", "1a=x", "a-b=x", "__x=y", "novalue"] {
+        for bad in [
+            "=x", "1a=x", "a-b=x", "__x=y", "novalue", "output=x", "side=x",
+        ] {
             assert!(parse_label(bad).is_err(), "{bad}");
         }
     }

@@ -3,6 +3,7 @@
 
 pub(crate) mod check;
 pub(crate) mod endpoint;
+pub(crate) mod metrics_file;
 pub(crate) mod name;
 pub(crate) mod standard;
 pub(crate) mod stats_file;

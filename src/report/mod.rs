@@ -11,6 +11,7 @@ pub(crate) mod human;
 pub(crate) mod json;
 pub(crate) mod parts;
 pub(crate) mod progress;
+pub(crate) mod prometheus;
 pub(crate) mod reporter;
 pub(crate) mod snapshot;
 

@@ -15,6 +15,7 @@ use crate::plan::Plan;
 use crate::report::reporter::Reporter;
 use crate::stage;
 use message::Message;
+use metrics::Metrics;
 use outcome::Outcome;
 use outputs::Outputs;
 use steer::Steering;
@@ -22,6 +23,7 @@ use watch::Watch;
 
 mod drain;
 pub(crate) mod message;
+mod metrics;
 pub mod outcome;
 mod outputs;
 pub(crate) mod probe;
@@ -62,6 +64,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     let watch = Watch::new(plan.interval, progress, Instant::now());
     // Before the stages: a --control path that cannot be used stops bpipe before any byte moves.
     let _control = server::start(&plan.control, tx.clone(), |note| reporter.note(&note))?;
+    let metrics = Metrics::new(&plan.metrics, Instant::now())?;
     let names = checked
         .outputs
         .iter()
@@ -76,7 +79,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     let stages = stage::start(&plan, checked.inputs, checked.outputs, tx, |note| {
         reporter.note(&note)
     })?;
-    let mut steering = Steering::new(plan, stages, (input_names, outputs), reporter, watch);
+    let mut steering = Steering::new(
+        plan,
+        stages,
+        (input_names, outputs),
+        reporter,
+        (watch, metrics),
+    );
     steering.steer(&rx);
     Ok(steering.finish())
 }

@@ -1,9 +1,11 @@
 //! Black-box tests of the bpipe binary, as a user's scripts would run it.
 
 mod control;
+mod control_client;
 mod fanout;
 mod generated;
 mod merge;
+mod metrics;
 mod observe;
 mod policies;
 mod readme;

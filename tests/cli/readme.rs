@@ -113,6 +113,14 @@ fn expectations() -> Vec<Expect> {
         prints(r#"grep -o '"bytes_out"#, "\"bytes_out\":6888896\n"),
         prints("seq 100000 | bpipe -n 4 -b 4K", "100000\n"),
         prints("drop-oldest -n 4 -b 4K", "1000000\n"),
+        prints(
+            "--metrics-file bpipe.prom --metrics-label job=demo",
+            "bpipe_up{job=\"demo\"} 0\nbpipe_bytes_in_total{job=\"demo\"} 588895\n",
+        ),
+        prints(
+            "curl -s http://127.0.0.1:19187/metrics",
+            "bpipe_up{job=\"demo\"} 1\n",
+        ),
         Expect {
             code: "seq 1000000 | bpipe -l -d",
             stdout: None,
@@ -193,6 +201,25 @@ fn expectations() -> Vec<Expect> {
                 let kept = lines.next().and_then(|l| l.trim().parse::<u64>().ok());
                 matches!((dropped.and_then(|d| d.parse::<u64>().ok()), kept),
                     (Some(d), Some(k)) if d > 0 && d + k == 200_000)
+            }),
+        },
+        Expect {
+            code: "bpipe --remote $pid -L 8MiB/s --pause=out",
+            stdout: None,
+            at_least: None,
+            check: Some(|out| {
+                let lines: Vec<&str> = out.lines().collect();
+                lines
+                    .first()
+                    .is_some_and(|l| l.starts_with("bpipe: [query] 0 B in "))
+                    && lines
+                        .iter()
+                        .any(|l| l.ends_with(": rate out 8.0 MiB/s: ok"))
+                    && lines.iter().any(|l| l.ends_with(": pause out: ok"))
+                    && lines
+                        .iter()
+                        .any(|l| l.contains("stdin → stdout") && l.ends_with("paused"))
+                    && lines.iter().any(|l| l.ends_with(": resume: ok"))
             }),
         },
         Expect {

@@ -359,7 +359,12 @@ impl Running {
     /// Starts bpipe and a thread that writes `input` to its stdin, then closes it (or keeps it
     /// open until the process ends, when `keep_open`).
     pub fn start(args: &[&str], input: Vec<u8>, keep_open: bool) -> Running {
-        let mut child = spawn_piped(args);
+        Running::start_command(bpipe(args), input, keep_open)
+    }
+
+    /// As `start`, for a command the test has set up (its environment, say).
+    pub fn start_command(command: Command, input: Vec<u8>, keep_open: bool) -> Running {
+        let mut child = pipe_all(command);
         let mut stdin = child.stdin.take().unwrap();
         let (hold, held) = std::sync::mpsc::channel::<()>();
         let feeder = thread::spawn(move || {
@@ -657,4 +662,24 @@ pub fn join_fifo_user<T>(user: thread::JoinHandle<T>, fifo: &str) -> T {
         release_fifo(fifo);
     }
     user.join().expect("a thread using a FIFO panicked")
+}
+
+/// A command that runs bpipe with `args` as the user `nobody`, or why it cannot.
+pub fn as_nobody(args: &[&str]) -> Result<Command, String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("not root, so cannot switch to nobody".into());
+    }
+    let found = Command::new("setpriv").arg("--version").output();
+    if !found.is_ok_and(|o| o.status.success()) {
+        let why = "setpriv (util-linux) is not installed";
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        return Err(why.into());
+    }
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(bin())
+        .args(args);
+    Ok(command)
 }

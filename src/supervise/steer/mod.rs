@@ -19,6 +19,7 @@ use crate::stage::Stages;
 use crate::stage::reader::ReaderExit;
 use crate::supervise::drain::{self, Drain};
 use crate::supervise::message::{Message, Stage, StageExit, StageId};
+use crate::supervise::metrics::Metrics;
 use crate::supervise::outcome::{Outcome, Side, error_line};
 use crate::supervise::outputs::Outputs;
 use crate::supervise::signals;
@@ -44,6 +45,7 @@ pub(crate) struct Steering {
     start: Instant,
     reporter: Reporter,
     watch: Watch,
+    metrics: Option<Metrics>,
     stall: Option<StallWatch>,
     reader_end: Option<anyhow::Result<StageExit>>,
     /// The inputs' names, for their parts of the records.
@@ -70,7 +72,7 @@ impl Steering {
         stages: Stages,
         (input_names, outputs): (Vec<String>, Outputs),
         reporter: Reporter,
-        watch: Watch,
+        (watch, metrics): (Watch, Option<Metrics>),
     ) -> Self {
         let start = Instant::now();
         Steering {
@@ -82,6 +84,7 @@ impl Steering {
             start,
             reporter,
             watch,
+            metrics,
             reader_end: None,
             stop_signal: None,
             forced: None,
@@ -222,12 +225,28 @@ impl Steering {
             self.reporter
                 .draw_progress(&snapshot, progress.rate_out, waiting);
         }
+        self.tick_metrics(now, &totals, &view);
         self.check_stall(now, &totals, &view);
         self.check_detach();
         if let Some(drain) = &mut self.rejected
             && drain.stuck(totals.output.bytes, now)
         {
             self.forced = Some(Outcome::Rejected);
+        }
+    }
+
+    /// Renders the metrics when they are due, from the same reading as the other records.
+    fn tick_metrics(&mut self, now: Instant, totals: &Totals, view: &View) {
+        if !self.metrics.as_ref().is_some_and(|m| m.due(now)) {
+            return;
+        }
+        let snapshot = self.snapshot_of(Event::Interval, None, totals, view);
+        if let Some(error) = self
+            .metrics
+            .as_mut()
+            .and_then(|m| m.on_tick(now, &snapshot))
+        {
+            self.reporter.note(&error);
         }
     }
 
@@ -299,6 +318,7 @@ impl Steering {
         let checks = periods.into_iter().flatten().map(|period| now + period);
         checks
             .chain(self.watch.next_deadline())
+            .chain(self.metrics.as_ref().and_then(Metrics::next_deadline))
             .chain(self.drain_deadline)
             .min()
     }
@@ -359,6 +379,9 @@ impl Steering {
         }
         let outcome = Outcome::decide(outcomes);
         let snapshot = self.snapshot(Event::Exit, Some(outcome.exit_status()));
+        if let Some(error) = self.metrics.as_mut().and_then(|m| m.at_exit(&snapshot)) {
+            self.reporter.note(&error);
+        }
         self.reporter.emit(&snapshot, Audience::Routine);
         outcome
     }

@@ -8,7 +8,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    DEADLINE, Json, Output, TempDir, bin, finish, pipe_all, poll, random_bytes, record, run, sh,
+    DEADLINE, Json, Output, TempDir, as_nobody, bin, finish, pipe_all, poll, random_bytes, record,
+    run, sh,
 };
 
 fn pipe_max_size() -> usize {
@@ -173,26 +174,6 @@ fn an_idle_splice_ring_holds_few_pipes() {
     let out = finish(child, DEADLINE);
     assert_eq!(out.code(), 0, "{}", out.stderr);
     assert!(most <= 3 + 2 * 4, "an idle bpipe holds {most} pipe ends");
-}
-
-/// A command that runs bpipe as `nobody`, or why it cannot.
-fn as_nobody(args: &[&str]) -> Result<Command, String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err("not root, so cannot switch to nobody".into());
-    }
-    let found = Command::new("setpriv").arg("--version").output();
-    if !found.is_ok_and(|o| o.status.success()) {
-        let why = "setpriv (util-linux) is not installed";
-        assert!(std::env::var_os("CI").is_none(), "{why}");
-        return Err(why.into());
-    }
-    let mut command = Command::new("setpriv");
-    command
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-        .arg(bin())
-        .args(args);
-    Ok(command)
 }
 
 fn run_command(command: Command, input: &[u8]) -> Output {
