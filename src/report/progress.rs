@@ -18,6 +18,8 @@ pub(crate) enum Waiting {
     WriterIdle,
     /// The rate limit is holding data back.
     Throttled,
+    /// `--start-at` holds the writer until the buffer has filled to it.
+    Held,
 }
 
 impl Waiting {
@@ -27,6 +29,7 @@ impl Waiting {
             Waiting::ReaderBlocked => "reader blocked",
             Waiting::WriterIdle => "writer idle",
             Waiting::Throttled => "throttled",
+            Waiting::Held => "held at start",
         }
     }
 }
@@ -148,9 +151,9 @@ mod tests {
         snapshot.traffic.chunks_dropped = 0;
         snapshot.spool.max_bytes = 64 << 20;
         snapshot.spool.bytes = 16 << 20;
-        let line = render(&snapshot, 0.0, None, Waiting::Nobody);
+        let line = render(&snapshot, 0.0, None, Waiting::Held);
         assert!(
-            line.contains("0/16 spool [###-------] 16.0 MiB flowing"),
+            line.contains("0/16 spool [###-------] 16.0 MiB held at start"),
             "{line}"
         );
     }

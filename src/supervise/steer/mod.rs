@@ -198,7 +198,9 @@ impl Steering {
     }
 
     fn waiting(view: &View, throttled: bool) -> Waiting {
-        if throttled {
+        if view.spool.holding {
+            Waiting::Held
+        } else if throttled {
             Waiting::Throttled
         } else if view.reader_waiting {
             Waiting::ReaderBlocked
