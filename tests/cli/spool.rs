@@ -446,42 +446,43 @@ fn the_reader_resumes_only_once_drained_to_resume_at() {
         .iter()
         .map(|r| (r.u64("queue_chunks"), r.u64("bytes_in")))
         .collect();
-    // From the last record of a full queue to the first of a queue drained to a quarter (four
-    // chunks, or five: the reader queues the chunk it held as soon as it may), the queue only
-    // shrinks and the reader reads nothing. One record is skipped at the start: the reader may
-    // still be reading the chunk it will hold.
-    let mut drains = 0;
-    let mut at = 0;
-    while let Some(full) = fills[at..]
-        .iter()
-        .position(|&(q, _)| q == 16)
-        .map(|i| at + i)
-    {
-        let last_full = full + fills[full..].iter().take_while(|&&(q, _)| q == 16).count() - 1;
-        let Some(low) = fills[last_full..]
-            .iter()
-            .position(|&(q, _)| q <= 5)
-            .map(|i| last_full + i)
-        else {
-            break;
-        };
-        for pair in fills[last_full + 1..=low].windows(2) {
-            assert!(
-                pair[1].0 <= pair[0].0,
-                "the queue grew while draining: {fills:?}"
-            );
-            assert_eq!(
-                pair[1].1, pair[0].1,
-                "the reader read while draining: {fills:?}"
-            );
+    // The reader is held back while the queue drains from full to a quarter (four chunks, or
+    // five: the reader queues the chunk it held as soon as it may), and reads again only then:
+    // in every stretch of records without a read (the same bytes_in) in which the queue went
+    // down by four chunks or more, it went down to a quarter; except the last stretch, after
+    // the input ended. (A record reads the counters a moment before the queue, so its last
+    // record may already show the queue refilling.)
+    let mut stretches: Vec<Vec<u64>> = Vec::new();
+    for (i, &(q, bytes_in)) in fills.iter().enumerate() {
+        match i > 0 && fills[i - 1].1 == bytes_in {
+            true => stretches.last_mut().unwrap().push(q),
+            false => stretches.push(vec![q]),
         }
-        drains += 1;
-        at = low + 1;
+    }
+    let last = stretches.len().saturating_sub(1);
+    let mut drains = 0;
+    for stretch in &stretches[..last] {
+        let (high, low) = (stretch.iter().max().unwrap(), stretch.iter().min().unwrap());
+        assert!(
+            high - low < 4 || *low <= 5,
+            "the reader read again before the queue drained to a quarter: {fills:?}"
+        );
+        if *high >= 15 && *low <= 5 {
+            drains += 1;
+        }
     }
     assert!(drains >= 2, "{fills:?}");
+    // Nothing was written before the queue held half its 16 chunks. (Whether the writer had to
+    // wait for that depends on which thread ran first; start_at_eof checks the wait.)
+    for r in &intervals {
+        assert!(
+            r.u64("bytes_out") == 0 || r.u64("bytes_in") >= 8 * 4096,
+            "{r:?}"
+        );
+    }
     let exit = record(&out.stderr, "exit");
     assert_accounts(&exit);
-    assert_eq!(exit.u64("start_waits"), 1, "{exit:?}");
+    assert!(exit.u64("start_waits") <= 1, "{exit:?}");
     assert!(exit.u64("resume_waits") >= 2, "{exit:?}");
     assert!(exit.f64("resume_wait_s") > 0.5, "{exit:?}");
 }
@@ -508,7 +509,15 @@ fn the_end_of_the_input_or_start_after_starts_the_writer() {
     bp.close_stdin();
     let out = bp.finish(Vec::new());
     assert_eq!(out.code(), 0, "{}", out.stderr);
-    assert!(out.stderr.contains("start held 0.3"), "{}", out.stderr);
+    // The writer was held from when it was ready until --start-after.
+    let held: f64 = out
+        .stderr
+        .split("start held ")
+        .nth(1)
+        .and_then(|rest| rest.split('s').next())
+        .and_then(|secs| secs.parse().ok())
+        .unwrap_or_else(|| panic!("no 'start held' in {}", out.stderr));
+    assert!((0.15..=0.35).contains(&held), "{}", out.stderr);
 }
 
 #[test]
