@@ -145,7 +145,6 @@ impl<S: Spill> Intake<S> {
 
     /// Writes `item` to the spool at a position taken under the lock, the lock released. On an
     /// error the spool is given up, and what did not reach it comes back to be offered again.
-    #[allow(clippy::type_complexity)]
     fn write<'a>(
         &self,
         spool: &'a Spool,

@@ -13,6 +13,8 @@ pub(crate) struct WriterState {
     pub(crate) has_data: bool,
     /// The reader is still reading.
     pub(crate) reader_running: bool,
+    /// `--start-at` holds the writer back: its data is not the consumer's to take yet.
+    pub(crate) held: bool,
 }
 
 pub(crate) struct StallWatch {
@@ -21,6 +23,8 @@ pub(crate) struct StallWatch {
     input_moved: Instant,
     output_moved: Instant,
     last_check: Instant,
+    /// The writer was held at the last check.
+    held: bool,
 }
 
 /// A side moved if bytes went through it or its rate limit held it back.
@@ -36,6 +40,7 @@ impl StallWatch {
             input_moved: now,
             output_moved: now,
             last_check: now,
+            held: false,
         }
     }
 
@@ -88,10 +93,17 @@ impl StallWatch {
             self.output_moved = now;
         }
         self.seen = *totals;
+        // A writer held at the start has nothing to write yet, and its time from the moment it
+        // is let go.
+        if self.held && !writer.held {
+            self.output_moved = now;
+        }
+        self.held = writer.held;
+        let has_data = writer.has_data && !writer.held;
         let last_move = self.input_moved.max(self.output_moved);
-        if writer.has_data && self.output_quiet(now) >= self.timeout {
+        if has_data && self.output_quiet(now) >= self.timeout {
             Some(Side::Output)
-        } else if !writer.has_data
+        } else if !has_data
             && writer.reader_running
             && now.saturating_duration_since(last_move) >= self.timeout
         {
@@ -120,6 +132,7 @@ mod tests {
         WriterState {
             has_data,
             reader_running: true,
+            held: false,
         }
     }
 
@@ -204,6 +217,40 @@ mod tests {
                 None
             );
         }
+    }
+
+    #[test]
+    fn a_writer_held_at_the_start_is_not_an_output_stall() {
+        let t0 = Instant::now();
+        let mut watch = StallWatch::new(SEC, t0);
+        let held = || WriterState {
+            has_data: true,
+            reader_running: true,
+            held: true,
+        };
+        // Input moves, the held writer does not: no stall for as long as it is held.
+        for tick in 1..=20u32 {
+            let t = totals(u64::from(tick), 0);
+            assert_eq!(watch.check(t0 + TICK * tick, &t, held()), None);
+        }
+        // Let go, it has a timeout's time from then on.
+        let t = totals(20, 0);
+        for tick in 21..25u32 {
+            assert_eq!(watch.check(t0 + TICK * tick, &t, writer(true)), None);
+        }
+        assert_eq!(
+            watch.check(t0 + TICK * 25, &t, writer(true)),
+            Some(Side::Output)
+        );
+        // Held, and the producer silent: the input stalled.
+        let mut watch = StallWatch::new(SEC, t0);
+        for tick in 1..4u32 {
+            assert_eq!(watch.check(t0 + TICK * tick, &totals(0, 0), held()), None);
+        }
+        assert_eq!(
+            watch.check(t0 + TICK * 4, &totals(0, 0), held()),
+            Some(Side::Input)
+        );
     }
 
     #[test]

@@ -254,8 +254,7 @@ impl Steering {
 
     fn check_stall(&mut self, now: Instant, totals: &Totals, view: &View) {
         let has_data = self.writers_have_data(view, totals);
-        // Neither a pause nor a writer held at the start by --start-at is a stall.
-        let paused = self.stages.controls.pauses.is_paused() || view.spool.holding;
+        let paused = self.stages.controls.pauses.is_paused();
         let Some(stall) = &mut self.stall else {
             return;
         };
@@ -266,6 +265,7 @@ impl Steering {
         let writer = WriterState {
             has_data,
             reader_running: self.reader_end.is_none(),
+            held: view.spool.holding,
         };
         if let Some(side) = stall.check(now, totals, writer) {
             self.forced = Some(Outcome::Stalled(side));
