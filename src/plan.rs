@@ -389,6 +389,49 @@ mod tests {
     }
 
     #[test]
+    fn a_spool_and_watermarks_come_from_their_flags() {
+        assert_eq!(plan(&[]).spool, None);
+        assert_eq!(plan(&[]).watermarks, Watermarks::default());
+        let plan = plan(&[
+            "--spool",
+            "/var/tmp",
+            "--spool-max",
+            "2G",
+            "--start-at",
+            "eof",
+            "--start-after",
+            "1m",
+            "--resume-at",
+            "25%",
+        ]);
+        let spool = plan.spool.unwrap();
+        assert_eq!((spool.dir, spool.max), ("/var/tmp".into(), 2 << 30));
+        assert_eq!(plan.watermarks.start_at, Some(Level::Eof));
+        assert_eq!(plan.watermarks.start_after, Some(Duration::from_secs(60)));
+        assert_eq!(plan.watermarks.resume_at, Some(Level::Percent(25.0)));
+    }
+
+    #[test]
+    fn a_spool_needs_its_bound_and_a_start_delay_its_level() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("bpipe").chain(args.iter().copied())).is_ok()
+        };
+        assert!(!parse(&["--spool", "/tmp"]));
+        assert!(!parse(&["--spool-max", "1G"]));
+        assert!(!parse(&["--start-after", "1s"]));
+        assert!(!parse(&[
+            "--spool",
+            "/tmp",
+            "--spool-max",
+            "1G",
+            "--merge",
+            "a",
+            "b"
+        ]));
+        assert!(!parse(&["--resume-at", "eof"]));
+    }
+
+    #[test]
     fn bursts_default_to_a_tenth_of_a_second() {
         let plan = plan(&["-L", "10M", "--read-rate", "100K"]);
         assert_eq!(plan.lanes[0].pace.unwrap().burst, 1 << 20);
