@@ -303,6 +303,15 @@ impl Cli {
                  drop --burst, or use --rate-unit bytes",
             ));
         }
+        // `fail` promises whole records only; a record split between the queue and the spool
+        // cannot be withdrawn from both yet.
+        if self.spool.spool.is_some() && self.line_mode() && self.policy() == OnFull::Fail {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--on-full fail with --lines cannot keep its whole-record promise through \
+                 --spool: use another policy, or no spool",
+            ));
+        }
         Ok(())
     }
 
@@ -348,6 +357,31 @@ mod tests {
             line.ends_with("[possible values: block, drop, drop-oldest, fail]"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn fail_in_line_mode_refuses_a_spool() {
+        let args = [
+            "bpipe",
+            "-l",
+            "--on-full",
+            "fail",
+            "--spool",
+            "/tmp",
+            "--spool-max",
+            "1M",
+        ];
+        assert!(Cli::try_parse_checked(args).is_err());
+        let without_lines = [
+            "bpipe",
+            "--on-full",
+            "fail",
+            "--spool",
+            "/tmp",
+            "--spool-max",
+            "1M",
+        ];
+        assert!(Cli::try_parse_checked(without_lines).is_ok());
     }
 
     #[test]

@@ -160,6 +160,15 @@ fn serve(stream: UnixStream, tx: &mpsc::Sender<Message>) {
             Ok(_) => {}
         }
         let reply = match Command::parse(line.trim()) {
+            // Answered before the relay starts stopping: it may be gone before it could answer.
+            Ok(Command::Stop) => {
+                let ok = writeln!(writer, "{}", Reply::ok().done());
+                let _ = ask(tx, Command::Stop);
+                if ok.is_err() {
+                    return;
+                }
+                continue;
+            }
             Ok(command) => ask(tx, command),
             Err(why) => Reply::error(&why),
         };

@@ -410,7 +410,10 @@ fn progress_knows_the_total_once_stored() {
         return;
     }
     let out = sh(
-        r#"script -qec "(head -c 1M /dev/zero; sleep 0.3) | '$BPIPE' -p --start-at eof -m 2M -n 64 -L 2MiB > /dev/null" /dev/null"#,
+        // A second held and a second of writing, so the live line is drawn in both even when the
+        // machine is loaded; -n is large so that small reads do not fill the queue by count,
+        // which would start the writer before the end.
+        r#"script -qec "(head -c 1M /dev/zero; sleep 1) | '$BPIPE' -p --start-at eof -m 2M -n 1000 -L 1MiB > /dev/null" /dev/null"#,
     );
     let screen = String::from_utf8_lossy(&out.stdout);
     assert!(screen.contains("% ETA "), "no percentage: {screen:?}");

@@ -44,8 +44,8 @@ impl Steering {
                 Reply::ok().text("on_full", policy_name(policy)).done()
             }
             Command::Detach(name) => self.detach_on_request(&name),
+            // The connection has answered already: see `control::server`.
             Command::Stop => {
-                let _ = reply.send(Reply::ok().done());
                 self.on_message(Message::Signal(libc::SIGTERM));
                 return;
             }
