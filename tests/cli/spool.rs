@@ -382,6 +382,7 @@ fn start_at_eof_writes_nothing_until_the_input_ends() {
     let mut bp = Running::start(&args, input.clone(), true);
     let held = bp.wait_for_record("all read", |r| r.u64("bytes_in") == input.len() as u64);
     assert_eq!(held.u64("bytes_out"), 0, "{held:?}");
+    assert_eq!(held.str("state"), "held", "{held:?}");
     assert!(
         !output_ready(&bp, Duration::from_millis(300)),
         "output before the end of the input"

@@ -131,8 +131,9 @@ impl Steering {
         self.outputs.output_closed()
     }
 
-    /// `paused`, `throttled`, `blocked` (the reader waits for room: the output side is slow),
-    /// `idle` (the writer waits for data: the input side is slow) or `running`.
+    /// `paused`, `held` (the writer waits for --start-at), `throttled`, `blocked` (the reader
+    /// waits for room: the output side is slow), `idle` (the writer waits for data: the input
+    /// side is slow) or `running`.
     fn state(&self, view: &View, totals: &Totals) -> &'static str {
         let throttled = totals.input.throttled + totals.output.throttled;
         let (seen, at) = self.throttle_seen.get();
@@ -143,6 +144,8 @@ impl Steering {
         let recently = throttled > seen || now.saturating_duration_since(at) < THROTTLED_RECENTLY;
         if self.stages.controls.pauses.is_paused() {
             "paused"
+        } else if view.spool.holding {
+            "held"
         } else if recently && !throttled.is_zero() {
             "throttled"
         } else if view.reader_waiting {
