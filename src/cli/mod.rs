@@ -361,27 +361,20 @@ mod tests {
 
     #[test]
     fn fail_in_line_mode_refuses_a_spool() {
-        let args = [
-            "bpipe",
-            "-l",
-            "--on-full",
-            "fail",
-            "--spool",
-            "/tmp",
-            "--spool-max",
-            "1M",
-        ];
-        assert!(Cli::try_parse_checked(args).is_err());
-        let without_lines = [
-            "bpipe",
-            "--on-full",
-            "fail",
-            "--spool",
-            "/tmp",
-            "--spool-max",
-            "1M",
-        ];
-        assert!(Cli::try_parse_checked(without_lines).is_ok());
+        let spooled = |extra: &[&'static str]| {
+            let base = [
+                "bpipe",
+                "--on-full",
+                "fail",
+                "--spool",
+                "/tmp",
+                "--spool-max",
+                "1M",
+            ];
+            Cli::try_parse_checked(base.iter().chain(extra).copied().collect::<Vec<_>>())
+        };
+        assert!(spooled(&["-l"]).is_err());
+        assert!(spooled(&[]).is_ok());
     }
 
     #[test]
