@@ -13,7 +13,7 @@ use std::time::Duration;
 use bpipe::cli::EXIT_STATUS;
 
 use crate::generated::{REFRESH, stats_keys};
-use crate::util::{self, TempDir};
+use crate::util::{self, TempDir, require_tool};
 
 /// Examples are meant to take well under 3 s; this only stops a hung one.
 const EXAMPLE_DEADLINE: Duration = Duration::from_secs(30);
@@ -257,6 +257,18 @@ fn runnable_examples_run_as_written() {
         );
     }
 
+    // Examples that talk to bpipe through socat or curl need them; outside CI a missing one
+    // skips the example with a note, as require_tool does for the other tests.
+    let tools = [("socat", "socat"), ("curl", "curl")];
+    let examples: Vec<_> = examples
+        .into_iter()
+        .filter(|example| {
+            tools
+                .iter()
+                .filter(|(tool, _)| example.code.contains(&format!("{tool} ")))
+                .all(|(tool, package)| require_tool(tool, package))
+        })
+        .collect();
     // The examples mostly sleep or wait for a rate limit: run them side by side.
     let runs: Vec<_> = examples
         .into_iter()
