@@ -189,6 +189,42 @@ pub(crate) struct MergeJob<'a, S> {
 /// The merged readers' threads, and their inputs' queues.
 type Started<S> = (Vec<JoinHandle<()>>, Vec<Arc<Queue<S>>>);
 
+/// One merged input's reader: it reads into its own queue, with slots from the one queue's pool,
+/// and tells the merger how it ended.
+fn spawn_reader<S: Slot + 'static>(
+    job: &MergeJob<'_, S>,
+    index: usize,
+    (input, queue): (Unopened, Arc<Queue<S>>),
+    ends: mpsc::Sender<anyhow::Result<ReaderExit>>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let pool = Arc::clone(job.queue);
+    let (counters, stop) = (Arc::clone(job.counters), Arc::clone(job.stop));
+    let (read, chunk_size) = (job.read, job.chunk_size);
+    let delimiter = job.plan.data_path.delimiter();
+    let limiter = Some(limiter(&job.controls.input, job.plan));
+    let controls = Arc::clone(job.controls);
+    spawn("reader", move || {
+        let reader = Reader {
+            queue: &queue,
+            pool: &pool,
+            intake: None,
+            counters: &counters.inputs[index],
+            chunk_size,
+            limiter,
+            stop: &stop,
+            pauses: &controls.pauses,
+        };
+        let inputs = [input];
+        let end = crate::stage::read_guarded(read, reader, &inputs, delimiter);
+        queue.finish_input();
+        if matches!(end, Ok(ReaderExit::Rejected)) {
+            drop(inputs);
+            let _ = sys::release_stdin();
+        }
+        let _ = ends.send(end);
+    })
+}
+
 /// Starts a reader per input and the merger; returns the readers' threads (kept unjoined, for
 /// wake-ups) and the inputs' queues. The merger reports the inputs' end as the reader's.
 pub(crate) fn start<S: Slot + 'static>(
@@ -207,36 +243,8 @@ pub(crate) fn start<S: Slot + 'static>(
     let (ends_tx, ends_rx) = mpsc::channel();
     let mut readers = Vec::with_capacity(inputs.len());
     for (index, input) in inputs.into_iter().enumerate() {
-        let (queue, pool) = (Arc::clone(&queues[index]), Arc::clone(job.queue));
-        let (counters, stop, ends) = (
-            Arc::clone(job.counters),
-            Arc::clone(job.stop),
-            ends_tx.clone(),
-        );
-        let (read, chunk_size) = (job.read, job.chunk_size);
-        let delimiter = job.plan.data_path.delimiter();
-        let limiter = Some(limiter(&job.controls.input, job.plan));
-        let controls = Arc::clone(job.controls);
-        readers.push(spawn("reader", move || {
-            let reader = Reader {
-                queue: &queue,
-                pool: &pool,
-                intake: None,
-                counters: &counters.inputs[index],
-                chunk_size,
-                limiter,
-                stop: &stop,
-                pauses: &controls.pauses,
-            };
-            let inputs = [input];
-            let end = crate::stage::read_guarded(read, reader, &inputs, delimiter);
-            queue.finish_input();
-            if matches!(end, Ok(ReaderExit::Rejected)) {
-                drop(inputs);
-                let _ = sys::release_stdin();
-            }
-            let _ = ends.send(end);
-        })?);
+        let queue = Arc::clone(&queues[index]);
+        readers.push(spawn_reader(&job, index, (input, queue), ends_tx.clone())?);
     }
     drop(ends_tx);
     let merger = Merger {

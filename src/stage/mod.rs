@@ -278,6 +278,58 @@ fn reader_count(plan: &Plan, inputs: &[Unopened]) -> usize {
     }
 }
 
+/// The reading side as the run holds it: the reader threads (one, or one per merged input),
+/// the merged inputs' own queues, and the probe that sees the whole data plane.
+struct InputSide {
+    readers: Vec<JoinHandle<()>>,
+    queues: Vec<Arc<dyn Probe>>,
+    probe: Arc<dyn Probe>,
+}
+
+/// Starts the reader, or the merged readers and their merger, in front of the queue that
+/// `outputs` (the writers' probe) drains.
+fn start_inputs<S: Share + Spill>(
+    shared: &Shared<S>,
+    plan: &Plan,
+    (chunk_size, read): (usize, ReadFn<S>),
+    inputs: Vec<Unopened>,
+    (outputs, intake): (Arc<dyn Probe>, Option<Arc<Intake<S>>>),
+    tx: mpsc::Sender<Message>,
+) -> anyhow::Result<InputSide> {
+    if reader_count(plan, &inputs) == 1 {
+        let offers = intake.clone().map(|i| i as Arc<dyn Offers<S>>);
+        let reader = spawn_reader(shared.clone(), plan, (chunk_size, offers), read, inputs, tx)?;
+        return Ok(InputSide {
+            readers: vec![reader],
+            queues: Vec::new(),
+            probe: spool::probe::with_intake(outputs, intake),
+        });
+    }
+    let job = merge::MergeJob {
+        plan,
+        queue: &shared.queue,
+        counters: &shared.counters,
+        stop: &shared.stop,
+        controls: &shared.controls,
+        chunk_size,
+        read,
+    };
+    let (readers, queues) = merge::start(job, inputs, tx)?;
+    let probes = queues
+        .iter()
+        .map(|q| Arc::clone(q) as Arc<dyn Probe>)
+        .collect();
+    let merged = merge::MergeProbe {
+        inner: outputs,
+        inputs: queues,
+    };
+    Ok(InputSide {
+        readers,
+        queues: probes,
+        probe: Arc::new(merged),
+    })
+}
+
 /// Starts both sides on slots of type `S`, the queue stocked with `stock`.
 fn launch<S: Share + Spill>(
     plan: &Plan,
@@ -312,46 +364,15 @@ fn launch<S: Share + Spill>(
         outputs,
         &tx,
     )?;
-    let (readers, input_queues, probe) = match reader_count(plan, &inputs) {
-        1 => {
-            let offers = intake.clone().map(|i| i as Arc<dyn Offers<S>>);
-            let sizing = (stock.chunk_size, offers);
-            let reader = spawn_reader(shared.clone(), plan, sizing, read, inputs, tx)?;
-            (
-                vec![reader],
-                Vec::new(),
-                spool::probe::with_intake(probe, intake),
-            )
-        }
-        _ => {
-            let job = merge::MergeJob {
-                plan,
-                queue: &shared.queue,
-                counters: &shared.counters,
-                stop: &shared.stop,
-                controls: &shared.controls,
-                chunk_size: stock.chunk_size,
-                read,
-            };
-            let (readers, queues) = merge::start(job, inputs, tx)?;
-            let probes = queues
-                .iter()
-                .map(|q| Arc::clone(q) as Arc<dyn Probe>)
-                .collect();
-            let merged = merge::MergeProbe {
-                inner: probe,
-                inputs: queues,
-            };
-            (readers, probes, Arc::new(merged) as Arc<dyn Probe>)
-        }
-    };
+    let reading = (stock.chunk_size, read);
+    let side = start_inputs(&shared, plan, reading, inputs, (probe, intake), tx)?;
     Ok(Stages {
-        probe,
+        probe: side.probe,
         controls: shared.controls,
         counters: shared.counters,
         stop: shared.stop,
-        readers,
-        input_queues,
+        readers: side.readers,
+        input_queues: side.queues,
         writers,
         path: stock.path,
     })
