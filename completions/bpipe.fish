@@ -36,10 +36,10 @@ complete -c bpipe -l query -d 'Print the stats of the running bpipe PID (or on t
 complete -c bpipe -l remote -d 'Change the running bpipe PID (or on the socket PATH): the -L, --read-rate, --on-full, --pause and --resume given here; exit 0 only if every change was accepted' -r
 complete -c bpipe -l pause -d 'With --remote: pause reading (in), writing (out), or both' -r -f -a "in\t'Reading: the producer is held back once the queue is full'
 out\t'Writing: the queue fills'
-both\t''"
+both\t'Reading and writing'"
 complete -c bpipe -l resume -d 'With --remote: resume reading (in), writing (out), or both' -r -f -a "in\t'Reading: the producer is held back once the queue is full'
 out\t'Writing: the queue fills'
-both\t''"
+both\t'Reading and writing'"
 complete -c bpipe -l append -d 'Append to the --output files instead of truncating them'
 complete -c bpipe -l merge -d 'Read all FILEs at once, one reader each, and merge them: whole chunks, or whole records in line mode, taking turns when the queue is full; each input gets an equal share of -n'
 complete -c bpipe -l no-splice -d 'Always use read/write, never the zero-copy splice(2) path'

@@ -16,6 +16,7 @@ pub enum PauseSide {
     In,
     /// Writing: the queue fills.
     Out,
+    /// Reading and writing.
     Both,
 }
 
