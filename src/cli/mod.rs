@@ -46,6 +46,14 @@ pub enum OnFull {
     Fail,
 }
 
+impl OnFull {
+    /// The policy as the flag spells it: `drop-oldest`.
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_string())
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum StatsFormat {
     /// One line for people.

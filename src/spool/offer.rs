@@ -11,7 +11,7 @@ use crate::slot::Spill;
 use crate::spool::Intake;
 use crate::spool::index::Entry;
 use crate::spool::ledger::{Full, Ledger};
-use crate::spool::store::{Spool, policy_name};
+use crate::spool::store::Spool;
 use crate::stage::reader::{Offer, ReaderExit};
 use crate::supervise::outcome::error_line;
 
@@ -185,7 +185,7 @@ impl<S: Spill> Intake<S> {
                 let line = format!(
                     "{}; applying --on-full {}",
                     error_line(&error),
-                    policy_name(ledger.policy)
+                    ledger.policy.name()
                 );
                 spool.tell(line, false);
                 item.len -= moved;

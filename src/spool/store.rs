@@ -4,9 +4,6 @@
 use std::sync::{Condvar, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
-use clap::ValueEnum;
-
-use crate::cli::OnFull;
 use crate::spool::file::SpoolFile;
 use crate::spool::ledger::Ledger;
 use crate::supervise::message::Message;
@@ -14,12 +11,6 @@ use crate::supervise::message::Message;
 /// How long a close waits for the replayer to let go of a chunk, so the accounts at exit are
 /// exact.
 const SETTLE: Duration = Duration::from_secs(1);
-
-pub(super) fn policy_name(policy: OnFull) -> String {
-    policy
-        .to_possible_value()
-        .map_or_else(String::new, |v| v.get_name().to_string())
-}
 
 /// The spool: its file, and its index and state under one lock, with a condvar for the reader
 /// (room) and one for the replayer (chunks to replay).

@@ -71,14 +71,11 @@ impl Outputs {
         (0..self.len()).filter(|&i| self.detached[i] && self.ends[i].is_none())
     }
 
-    fn detached_line(&mut self, index: usize, why: &str) -> String {
+    /// Lets an output go (its lane stayed full, its write failed, or on request); returns the
+    /// line that says so.
+    pub(crate) fn detach(&mut self, index: usize, why: &str) -> String {
         self.detached[index] = true;
         format!("bpipe: {}: detached: {why}", self.names[index])
-    }
-
-    /// Lets an output go whose lane stayed full; returns the line that says so.
-    pub(crate) fn detach(&mut self, index: usize, why: &str) -> String {
-        self.detached_line(index, why)
     }
 
     pub(crate) fn ended(&mut self, index: usize, end: anyhow::Result<StageExit>) -> WriterEnd {
@@ -86,7 +83,7 @@ impl Outputs {
             Ok(_) => WriterEnd::Done,
             Err(_) if self.detached[index] => WriterEnd::Done,
             Err(e) if self.detachable().any(|i| i == index) => {
-                WriterEnd::Detached(self.detached_line(index, &reason(e)))
+                WriterEnd::Detached(self.detach(index, &reason(e)))
             }
             Err(_) => WriterEnd::Failed,
         };

@@ -4,7 +4,6 @@
 use std::sync::mpsc;
 use std::time::Instant;
 
-use crate::cli::OnFull;
 use crate::control::command::{Command, Side};
 use crate::control::reply::Reply;
 use crate::report::Render;
@@ -14,16 +13,6 @@ use crate::report::snapshot::{Event, Rates};
 use crate::supervise::message::Message;
 use crate::supervise::signals;
 use crate::supervise::steer::Steering;
-
-/// What the control socket calls a policy: the flag's own spelling.
-fn policy_name(policy: OnFull) -> &'static str {
-    match policy {
-        OnFull::Block => "block",
-        OnFull::Drop => "drop",
-        OnFull::DropOldest => "drop-oldest",
-        OnFull::Fail => "fail",
-    }
-}
 
 /// A rendered line without its newline.
 fn rendered(render: &dyn Render, snapshot: &crate::report::snapshot::Snapshot) -> String {
@@ -41,7 +30,7 @@ impl Steering {
             Command::Resume(side) => self.set_paused(side, false),
             Command::OnFull(policy) => {
                 self.stages.probe.set_policy(policy);
-                Reply::ok().text("on_full", policy_name(policy)).done()
+                Reply::ok().text("on_full", &policy.name()).done()
             }
             Command::Detach(name) => self.detach_on_request(&name),
             // The connection has answered already: see `control::server`.
