@@ -1,5 +1,5 @@
 # Generated from bpipe::cli::Cli by tests/cli/generated.rs: do not edit. Refresh with: BPIPE_REGENERATE=1 cargo test --test cli generated
-complete -c bpipe -s o -l output -d 'Write to PATH (created or truncated) instead of standard output; - is standard output. Give it several times to send the stream to each: every output has its own lane of -n chunks (and -m bytes), sharing the chunks, not copying them, so with N outputs at most (N+1) x -n chunks exist. SPEC is PATH[,slow=POLICY][,rate=RATE], that output\'s own --slow-output and --rate-limit; a comma in PATH is written twice' -r -F
+complete -c bpipe -s o -l output -d 'Write to PATH (created or truncated) instead of standard output; - is standard output. Give it several times to send the stream to each: every output has its own lane of -n chunks (and -m bytes), sharing the chunks, not copying them, so with N outputs at most (N+1) x -n chunks exist. SPEC is PATH[,slow=POLICY][,rate=RATE], that output\'s own --slow-output and --rate-limit; a comma in PATH is written twice. PATH may be tcp:HOST:PORT or tcp-listen:[ADDR:]PORT' -r -F
 complete -c bpipe -s b -l chunk-size -d 'Chunk size: the most one read moves [1 byte to 1GiB]' -r -f
 complete -c bpipe -s n -l chunks -d 'Queue capacity in chunks' -r -f
 complete -c bpipe -s m -l max-buffer -d 'Queue capacity in bytes; with -n, both bounds hold' -r -f
@@ -40,6 +40,20 @@ both\t'Reading and writing'"
 complete -c bpipe -l resume -d 'With --remote: resume reading (in), writing (out), or both' -r -f -a "in\t'Reading: the producer is held back once the queue is full'
 out\t'Writing: the queue fills'
 both\t'Reading and writing'"
+complete -c bpipe -l listen -d 'Read from a TCP connection accepted on [ADDR:]PORT (tcp-listen:[ADDR:]PORT as a FILE)' -r -f
+complete -c bpipe -l connect -d 'Write to a TCP connection to HOST:PORT (tcp:HOST:PORT as an output)' -r -f
+complete -c bpipe -l max-conns -d 'Accept N connections on each listening input, then stop listening; with --merge they are merged, else read one after another' -r -f
+complete -c bpipe -l accept-timeout -d 'Give up waiting for a connection after DURATION (exit 1)' -r -f
+complete -c bpipe -l connect-timeout -d 'Retry a refused or unreachable connection for at most DURATION, with growing delays (100ms doubling to 2s, with jitter)' -r -f
+complete -c bpipe -l retries -d 'Make at most N more attempts after the first (default: as many as --connect-timeout allows)' -r -f
+complete -c bpipe -l peer-timeout -d 'A peer that stops answering (keep-alive probes, unacknowledged data) is an error after DURATION; unlike --stall-timeout, a slow but live peer is not' -r -f
+complete -c bpipe -l tcp-buffer -d 'Socket send and receive buffer size (SO_SNDBUF, SO_RCVBUF); default: the kernel\'s' -r -f
+complete -c bpipe -l allow -d 'Accept connections only from ADDR or the network ADDR/PREFIX (repeatable); others are closed at once and the listener keeps waiting' -r -f
+complete -c bpipe -l tls-cert -d 'The certificate (PEM) a listener presents, or a connecting side\'s client certificate' -r -F
+complete -c bpipe -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c bpipe -l tls-ca -d 'Trust listeners whose certificate this CA (PEM) signed, for the host named' -r -F
+complete -c bpipe -l tls-pin -d 'Trust the listener whose certificate has this SHA-256 (hex, of the DER), e.g. a self-signed one' -r -f
+complete -c bpipe -l tls-client-ca -d 'Require client certificates signed by this CA (PEM) on listening endpoints' -r -F
 complete -c bpipe -l append -d 'Append to the --output files instead of truncating them'
 complete -c bpipe -l merge -d 'Read all FILEs at once, one reader each, and merge them: whole chunks, or whole records in line mode, taking turns when the queue is full; each input gets an equal share of -n'
 complete -c bpipe -l no-splice -d 'Always use read/write, never the zero-copy splice(2) path'
@@ -51,5 +65,7 @@ complete -c bpipe -s p -l progress -d 'A live status line, redrawn in place, whe
 complete -c bpipe -l no-control -d 'No control socket: --query, --remote and --top will not see this bpipe'
 complete -c bpipe -l top -d 'A live table, refreshed every second, of every bpipe of this user on this machine'
 complete -c bpipe -l once -d 'With --top: print one table (JSON Lines with --stats-format json) and exit'
+complete -c bpipe -l raw -d 'Plain bytes on TCP, for nc, socat or mbuffer on the other side: no hello, no trailer, so a sender that dies looks like a clean end'
+complete -c bpipe -l checksum -d 'Digest every byte (BLAKE3); between two bpipes the receiver verifies it (exit 6 on a mismatch). Uses the copy path'
 complete -c bpipe -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c bpipe -s V -l version -d 'Print version'

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{Cli, Level, OnFull, RateUnit, SlowOutput, StatsFormat};
+use crate::cli::{Address, Cli, Level, OnFull, RateUnit, SlowOutput, StatsFormat, Target};
+use crate::net::NetSpec;
 use crate::queue::Limits;
 
 /// How the data moves through the queue.
@@ -38,12 +39,14 @@ impl DataPath {
 pub(crate) enum InputSpec {
     Stdin,
     File(PathBuf),
+    Tcp(Address),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum OutputSpec {
     Stdout,
     File { path: PathBuf, append: bool },
+    Tcp(Address),
 }
 
 /// How one output keeps up: what it does when it falls behind, and its own rate limit.
@@ -131,6 +134,7 @@ pub(crate) struct Plan {
     pub(crate) metrics: MetricsSpec,
     pub(crate) spool: Option<SpoolSpec>,
     pub(crate) watermarks: Watermarks,
+    pub(crate) net: NetSpec,
 }
 
 fn control(cli: &Cli) -> ControlSpec {
@@ -197,32 +201,45 @@ fn data_path(cli: &Cli) -> DataPath {
     }
 }
 
-fn endpoints(cli: &Cli) -> (Vec<InputSpec>, Vec<OutputSpec>) {
-    let mut inputs: Vec<InputSpec> = cli
-        .files
-        .iter()
-        .map(|path| match path.as_os_str() == "-" {
-            true => InputSpec::Stdin,
-            false => InputSpec::File(path.clone()),
-        })
-        .collect();
+/// The inputs: the FILEs, then each `--listen` (a listener accepting `--max-conns`
+/// connections is that many inputs); standard input when there is none.
+fn inputs(cli: &Cli) -> Vec<InputSpec> {
+    let conns = cli.net.max_conns as usize;
+    let mut inputs = Vec::new();
+    let listens = cli.net.listen.iter().map(|a| Target::Tcp(a.clone()));
+    for target in cli.files.iter().cloned().chain(listens) {
+        match target {
+            Target::Standard => inputs.push(InputSpec::Stdin),
+            Target::Path(path) => inputs.push(InputSpec::File(path)),
+            Target::Tcp(address) if address.listens() => {
+                inputs.extend(std::iter::repeat_n(InputSpec::Tcp(address), conns))
+            }
+            Target::Tcp(address) => inputs.push(InputSpec::Tcp(address)),
+        }
+    }
     if inputs.is_empty() {
         inputs.push(InputSpec::Stdin);
     }
-    let outputs = cli
-        .output
-        .iter()
-        .map(|arg| match arg.path.as_os_str() == "-" {
-            true => OutputSpec::Stdout,
-            false => OutputSpec::File {
-                path: arg.path.clone(),
+    inputs
+}
+
+/// The outputs: each `-o`, then each `--connect`; standard output when there is none.
+fn outputs(cli: &Cli) -> Vec<OutputSpec> {
+    let connects = cli.net.connect.iter().map(|a| Target::Tcp(a.clone()));
+    let targets = cli.output.iter().map(|o| o.target.clone()).chain(connects);
+    let outputs: Vec<OutputSpec> = targets
+        .map(|target| match target {
+            Target::Standard => OutputSpec::Stdout,
+            Target::Path(path) => OutputSpec::File {
+                path,
                 append: cli.append,
             },
+            Target::Tcp(address) => OutputSpec::Tcp(address),
         })
-        .collect::<Vec<_>>();
+        .collect();
     match outputs.is_empty() {
-        true => (inputs, vec![OutputSpec::Stdout]),
-        false => (inputs, outputs),
+        true => vec![OutputSpec::Stdout],
+        false => outputs,
     }
 }
 
@@ -240,9 +257,12 @@ fn lanes(cli: &Cli) -> Vec<LaneSpec> {
         slow: slow.unwrap_or(cli.slow_output),
         pace: rate.or(cli.rate_limit).map(|rate| pace(cli, rate)),
     };
-    match cli.output.is_empty() {
+    let specs = cli.output.iter().map(|o| lane(o.slow, o.rate));
+    let connects = cli.net.connect.iter().map(|_| lane(None, None));
+    let lanes: Vec<LaneSpec> = specs.chain(connects).collect();
+    match lanes.is_empty() {
         true => vec![lane(None, None)],
-        false => cli.output.iter().map(|o| lane(o.slow, o.rate)).collect(),
+        false => lanes,
     }
 }
 
@@ -259,7 +279,7 @@ impl From<&Cli> for Plan {
             burst: cli.burst.unwrap_or_else(|| default_burst(rate)),
             unit: RateUnit::Bytes,
         });
-        let (inputs, outputs) = endpoints(cli);
+        let (inputs, outputs) = (inputs(cli), outputs(cli));
         Plan {
             limits: limits(cli, chunk_size, inputs.len(), outputs.len()),
             lanes: lanes(cli),
@@ -294,6 +314,7 @@ impl From<&Cli> for Plan {
                 start_after: cli.spool.start_after,
                 resume_at: cli.spool.resume_at,
             },
+            net: NetSpec::from(cli),
         }
     }
 }

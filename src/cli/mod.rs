@@ -6,13 +6,17 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum, ValueHint};
 
 pub mod control;
+pub mod net;
 pub mod output_spec;
 pub mod spool;
+pub mod target;
 pub mod units;
 
 pub use control::{ControlArgs, PauseSide};
+pub use net::NetArgs;
 pub use output_spec::{OutputArg, SlowOutput};
 pub use spool::{Level, SpoolArgs};
+pub use target::{Address, Target};
 
 const IO: &str = "Input/Output";
 const BUFFERING: &str = "Buffering";
@@ -28,6 +32,7 @@ Exit status:
   3    rejected: the queue was full under --on-full fail
   4    stalled: nothing moved for --stall-timeout
   5    an output was detached (slow=detach), the others got everything
+  6    integrity: a network stream arrived truncated, or its checksum differs
   141  the output closed early (broken pipe)
   128+N  stopped by signal N (SIGHUP 129, SIGINT 130, SIGTERM 143)
 
@@ -78,16 +83,17 @@ pub enum RateUnit {
 #[derive(Parser, Debug)]
 #[command(name = "bpipe", version, after_help = EXIT_STATUS, max_term_width = 100)]
 pub struct Cli {
-    /// Read these files in order instead of standard input; - is standard input.
-    #[arg(value_name = "FILE", value_hint = ValueHint::FilePath)]
-    pub files: Vec<PathBuf>,
+    /// Read these files in order instead of standard input; - is standard input,
+    /// tcp-listen:[ADDR:]PORT a connection accepted there, tcp:HOST:PORT one made there.
+    #[arg(value_name = "FILE", value_parser = target::TargetParser, value_hint = ValueHint::FilePath)]
+    pub files: Vec<Target>,
 
     /// Write to PATH (created or truncated) instead of standard output; - is standard output.
     /// Give it several times to send the stream to each: every output has its own lane of -n
     /// chunks (and -m bytes), sharing the chunks, not copying them, so with N outputs at most
     /// (N+1) x -n chunks exist. SPEC is
     /// PATH[,slow=POLICY][,rate=RATE], that output's own --slow-output and --rate-limit; a
-    /// comma in PATH is written twice.
+    /// comma in PATH is written twice. PATH may be tcp:HOST:PORT or tcp-listen:[ADDR:]PORT.
     #[arg(short, long, value_name = "SPEC", value_parser = output_spec::parse_output, allow_hyphen_values = true,
           value_hint = ValueHint::FilePath, help_heading = IO)]
     pub output: Vec<OutputArg>,
@@ -216,6 +222,9 @@ pub struct Cli {
     #[command(flatten)]
     pub control: ControlArgs,
 
+    #[command(flatten)]
+    pub net: NetArgs,
+
     /// Whether --on-full was given, rather than its default: --remote sends only what was.
     #[arg(skip)]
     pub on_full_given: bool,
@@ -319,6 +328,39 @@ impl Cli {
                 "--on-full fail with --lines cannot keep its whole-record promise through \
                  --spool: use another policy, or no spool",
             ));
+        }
+        self.check_net()
+    }
+
+    fn check_net(&self) -> Result<(), clap::Error> {
+        use clap::CommandFactory;
+        let refuse =
+            |why: &str| Err(Cli::command().error(clap::error::ErrorKind::ArgumentConflict, why));
+        let tcp = self
+            .files
+            .iter()
+            .chain(self.output.iter().map(|o| &o.target));
+        let tcp: Vec<&Address> = tcp
+            .filter_map(|t| match t {
+                Target::Tcp(address) => Some(address),
+                _ => None,
+            })
+            .chain(&self.net.listen)
+            .chain(&self.net.connect)
+            .collect();
+        if tcp.is_empty() && (self.net.checksum || self.net.tls()) {
+            return refuse("--checksum and --tls-* apply to TCP endpoints: there is none");
+        }
+        let listening_inputs = self.net.listen.len()
+            + self
+                .files
+                .iter()
+                .filter(|t| matches!(t, Target::Tcp(a) if a.listens()))
+                .count();
+        if self.net.max_conns > 1 && (!self.merge || listening_inputs == 0) {
+            return refuse(
+                "--max-conns merges connections accepted by a listening input: it needs --merge and one",
+            );
         }
         Ok(())
     }

@@ -1,10 +1,11 @@
 //! An output's spec: `PATH[,KEY=VALUE]...`, where the keys set that output's own policy for
 //! falling behind (`slow=`) and its own rate limit (`rate=`). A comma in the path is doubled.
 
-use std::path::PathBuf;
+use std::ffi::OsStr;
 
 use clap::ValueEnum;
 
+use crate::cli::target::Target;
 use crate::cli::units;
 
 /// What an output that falls behind the others does when its lane is full.
@@ -21,7 +22,7 @@ pub enum SlowOutput {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputArg {
     /// `-` is standard output.
-    pub path: PathBuf,
+    pub target: Target,
     pub slow: Option<SlowOutput>,
     pub rate: Option<u64>,
 }
@@ -71,7 +72,7 @@ pub fn parse_output(spec: &str) -> Result<OutputArg, String> {
         return Err("the path is empty".into());
     }
     let mut arg = OutputArg {
-        path: PathBuf::from(path),
+        target: Target::parse(OsStr::new(&path))?,
         slow: None,
         rate: None,
     };
@@ -84,18 +85,26 @@ pub fn parse_output(spec: &str) -> Result<OutputArg, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+
+    fn path(arg: &OutputArg) -> PathBuf {
+        match &arg.target {
+            Target::Path(path) => path.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn a_plain_path_has_no_options() {
         let arg = parse_output("backup.img").unwrap();
-        assert_eq!(arg.path, PathBuf::from("backup.img"));
+        assert_eq!(path(&arg), PathBuf::from("backup.img"));
         assert_eq!((arg.slow, arg.rate), (None, None));
     }
 
     #[test]
     fn options_follow_the_path() {
         let arg = parse_output("ship.fifo,slow=drop,rate=10MiB/s").unwrap();
-        assert_eq!(arg.path, PathBuf::from("ship.fifo"));
+        assert_eq!(path(&arg), PathBuf::from("ship.fifo"));
         assert_eq!(arg.slow, Some(SlowOutput::Drop));
         assert_eq!(arg.rate, Some(10 << 20));
     }
@@ -103,9 +112,9 @@ mod tests {
     #[test]
     fn a_doubled_comma_is_part_of_the_path() {
         let arg = parse_output("a,,b,slow=detach").unwrap();
-        assert_eq!(arg.path, PathBuf::from("a,b"));
+        assert_eq!(path(&arg), PathBuf::from("a,b"));
         assert_eq!(arg.slow, Some(SlowOutput::Detach));
-        assert_eq!(parse_output("a,,").unwrap().path, PathBuf::from("a,"));
+        assert_eq!(path(&parse_output("a,,").unwrap()), PathBuf::from("a,"));
     }
 
     #[test]

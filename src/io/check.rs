@@ -3,13 +3,22 @@
 //! before an output is truncated or a byte moves, and an input that is also the output is
 //! refused instead of being emptied, or grown until the disk is full.
 
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::{Arc, mpsc};
 
 use anyhow::Context;
+
+use crate::cli::Address;
+use crate::net::Link;
+use crate::net::frame::Role;
+use crate::net::listen::Listener;
+use crate::net::open::{self, Unconnected};
+use crate::supervise::message::Message;
 
 use crate::io::endpoint::{self, NamedFile, Unopened};
 use crate::io::name::quoted;
@@ -22,6 +31,38 @@ pub(crate) struct Checked {
     pub(crate) inputs: Vec<Unopened>,
     pub(crate) outputs: Vec<Unopened>,
     pub(crate) stats_file: Option<NamedFile>,
+    /// What the network endpoints share, and their stats.
+    pub(crate) link: Arc<Link>,
+}
+
+/// Network endpoints as they are checked: resolved or bound now, one listener for every input
+/// that accepts on the same address (`--max-conns`).
+struct Net {
+    link: Arc<Link>,
+    listeners: HashMap<Address, Arc<Listener>>,
+}
+
+impl Net {
+    fn endpoint(&mut self, address: &Address, role: Role) -> anyhow::Result<Unconnected> {
+        if !address.listens() {
+            return Unconnected::dial(address, role, Arc::clone(&self.link));
+        }
+        let listener = match self.listeners.get(address) {
+            Some(listener) => Arc::clone(listener),
+            None => {
+                let listener = Arc::new(open::bind(address, &self.link)?);
+                self.listeners
+                    .insert(address.clone(), Arc::clone(&listener));
+                listener
+            }
+        };
+        Ok(Unconnected::accept(
+            address,
+            listener,
+            role,
+            Arc::clone(&self.link),
+        ))
+    }
 }
 
 /// An endpoint, and what stat says of the file behind it when there is one already.
@@ -39,17 +80,21 @@ fn pipe_size(plan: &Plan) -> usize {
 
 /// Checks the inputs in order, then the outputs, then the stats file, then that no input is
 /// also written to; the first problem found is the error, named.
-pub(crate) fn check(plan: &Plan) -> anyhow::Result<Checked> {
+pub(crate) fn check(plan: &Plan, notes: mpsc::Sender<Message>) -> anyhow::Result<Checked> {
     let pipe_size = pipe_size(plan);
+    let mut net = Net {
+        link: Arc::new(Link::new(plan.net.clone(), notes)),
+        listeners: HashMap::new(),
+    };
     let inputs = plan
         .inputs
         .iter()
-        .map(|spec| input(spec, pipe_size))
+        .map(|spec| input(spec, pipe_size, &mut net))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let outputs = plan
         .outputs
         .iter()
-        .map(|spec| output(spec, pipe_size))
+        .map(|spec| output(spec, pipe_size, &mut net))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let stats_file = plan
         .stats_file
@@ -68,10 +113,11 @@ pub(crate) fn check(plan: &Plan) -> anyhow::Result<Checked> {
         inputs: inputs.into_iter().map(|(input, _)| input).collect(),
         outputs: outputs.into_iter().map(|(output, _)| output).collect(),
         stats_file: stats_file.map(|(file, _)| file),
+        link: net.link,
     })
 }
 
-fn input(spec: &InputSpec, pipe_size: usize) -> anyhow::Result<Seen<Unopened>> {
+fn input(spec: &InputSpec, pipe_size: usize, net: &mut Net) -> anyhow::Result<Seen<Unopened>> {
     match spec {
         InputSpec::Stdin => {
             let stat = standard_stream(libc::STDIN_FILENO, endpoint::STDIN)?;
@@ -81,10 +127,14 @@ fn input(spec: &InputSpec, pipe_size: usize) -> anyhow::Result<Seen<Unopened>> {
             let (file, stat) = input_file(path)?;
             Ok((Unopened::file(file, pipe_size), Some(stat)))
         }
+        InputSpec::Tcp(address) => {
+            let socket = net.endpoint(address, Role::Receives)?;
+            Ok((Unopened::tcp(socket, pipe_size), None))
+        }
     }
 }
 
-fn output(spec: &OutputSpec, pipe_size: usize) -> anyhow::Result<Seen<Unopened>> {
+fn output(spec: &OutputSpec, pipe_size: usize, net: &mut Net) -> anyhow::Result<Seen<Unopened>> {
     match spec {
         OutputSpec::Stdout => {
             let stat = standard_stream(libc::STDOUT_FILENO, endpoint::STDOUT)?;
@@ -93,6 +143,10 @@ fn output(spec: &OutputSpec, pipe_size: usize) -> anyhow::Result<Seen<Unopened>>
         OutputSpec::File { path, append } => {
             let (file, stat) = output_file(path, *append)?;
             Ok((Unopened::file(file, pipe_size), stat))
+        }
+        OutputSpec::Tcp(address) => {
+            let socket = net.endpoint(address, Role::Sends)?;
+            Ok((Unopened::tcp(socket, pipe_size), None))
         }
     }
 }
@@ -228,7 +282,7 @@ mod tests {
 
     fn checked(args: &[&str]) -> anyhow::Result<Checked> {
         let cli = Cli::try_parse_from(["bpipe"].iter().chain(args)).unwrap();
-        check(&Plan::from(&cli))
+        check(&Plan::from(&cli), mpsc::channel().0)
     }
 
     fn refusal(args: &[&str]) -> String {

@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 
 use crate::io::sys;
+use crate::net::open::Unconnected;
+use crate::net::socket::Socket;
 
 /// The names messages give the standard streams.
 pub(crate) const STDIN: &str = "standard input";
@@ -23,6 +25,7 @@ pub(crate) enum Endpoint {
     Stdin,
     Stdout,
     File { file: File, name: String },
+    Socket(Box<Socket>),
 }
 
 impl Endpoint {
@@ -34,6 +37,7 @@ impl Endpoint {
             // SAFETY: as above.
             Endpoint::Stdout => unsafe { BorrowedFd::borrow_raw(libc::STDOUT_FILENO) },
             Endpoint::File { file, .. } => file.as_fd(),
+            Endpoint::Socket(socket) => socket.as_fd(),
         }
     }
 
@@ -43,13 +47,62 @@ impl Endpoint {
             Endpoint::Stdin => STDIN,
             Endpoint::Stdout => STDOUT,
             Endpoint::File { name, .. } => name,
+            Endpoint::Socket(socket) => socket.name(),
+        }
+    }
+
+    /// How much the next read may take: `max`, or less where a network frame ends; 0 at the
+    /// announced end of a network stream.
+    pub(crate) fn read_budget(&self, max: usize) -> anyhow::Result<usize> {
+        match self {
+            Endpoint::Socket(socket) => socket.read_budget(max),
+            _ => Ok(max),
+        }
+    }
+
+    /// A read brought `len` bytes, `data` where they are in memory.
+    pub(crate) fn received(&self, len: usize, data: Option<&[u8]>) {
+        if let Endpoint::Socket(socket) = self {
+            socket.received(len, data);
+        }
+    }
+
+    /// A read found the end: a network stream checks it was the announced one.
+    pub(crate) fn read_end(&self) -> anyhow::Result<()> {
+        match self {
+            Endpoint::Socket(socket) => socket.read_end(),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn read_failed(&self, error: io::Error) -> anyhow::Error {
+        match self {
+            Endpoint::Socket(socket) => socket.read_failed(error),
+            _ => error.into(),
+        }
+    }
+
+    /// Before a chunk of `len` bytes is written: a network stream's frame header. `false`:
+    /// `given_up` said to stop while it waited.
+    pub(crate) fn chunk(
+        &self,
+        len: usize,
+        data: Option<&[u8]>,
+        given_up: &dyn Fn() -> bool,
+    ) -> io::Result<bool> {
+        match self {
+            Endpoint::Socket(socket) => socket.chunk(len, data, given_up),
+            _ => Ok(true),
         }
     }
 
     /// The end of the stream, after the last byte was written. Files and pipes need nothing
-    /// more; a socket will half-close here.
-    pub(crate) fn finish(&self) -> io::Result<()> {
-        Ok(())
+    /// more; a socket half-closes and, framed, waits for the receiver's acknowledgement.
+    pub(crate) fn finish(&self, given_up: &dyn Fn() -> bool) -> anyhow::Result<()> {
+        match self {
+            Endpoint::Socket(socket) => socket.finish(given_up),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -85,6 +138,7 @@ enum Kind {
     Stdin,
     Stdout,
     File(NamedFile),
+    Tcp(Unconnected),
 }
 
 /// An endpoint that passed its checks and is not open yet.
@@ -116,11 +170,19 @@ impl Unopened {
         }
     }
 
+    pub(crate) fn tcp(socket: Unconnected, pipe_size: usize) -> Self {
+        Unopened {
+            kind: Kind::Tcp(socket),
+            pipe_size,
+        }
+    }
+
     pub(crate) fn name(&self) -> &str {
         match &self.kind {
             Kind::Stdin => STDIN,
             Kind::Stdout => STDOUT,
             Kind::File(file) => &file.name,
+            Kind::Tcp(socket) => socket.name(),
         }
     }
 
@@ -137,6 +199,10 @@ impl Unopened {
                     file,
                     name: named.name.clone(),
                 },
+                None => return Ok(None),
+            },
+            Kind::Tcp(socket) => match socket.open(stop)? {
+                Some(socket) => Endpoint::Socket(Box::new(socket)),
                 None => return Ok(None),
             },
         };

@@ -115,6 +115,18 @@ fn write_spool(s: &Snapshot, w: &mut Vec<u8>) -> io::Result<()> {
     Ok(())
 }
 
+/// Connection attempts beyond the first, and the stream's digest when it was taken.
+fn write_net(s: &Snapshot, w: &mut Vec<u8>) -> io::Result<()> {
+    let net = &s.net;
+    if net.connect_attempts > 1 {
+        write!(w, "; {} connect attempts", net.connect_attempts)?;
+    }
+    if let (Some(alg), Some(digest)) = (net.checksum_alg, net.checksum) {
+        write!(w, "; checksum {alg} {}", crate::net::hex(&digest))?;
+    }
+    Ok(())
+}
+
 /// With several outputs (or inputs), one short part each: `; out.img 1.0 MiB done`.
 fn write_parts(parts: &[Part], bytes_key: &str, w: &mut Vec<u8>) -> io::Result<()> {
     if parts.len() < 2 {
@@ -141,6 +153,7 @@ impl Render for Human {
         write_traffic(snapshot, w)?;
         write_queue_and_run(snapshot, w)?;
         write_spool(snapshot, w)?;
+        write_net(snapshot, w)?;
         write_parts(&snapshot.inputs, "bytes_in", w)?;
         write_parts(&snapshot.outputs, "bytes_out", w)?;
         writeln!(w)
@@ -205,6 +218,22 @@ mod tests {
                  resume waits 3 (2.10s)"
             ),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn the_digest_and_retries_show_when_there_are_any() {
+        let mut snapshot = sample();
+        snapshot.net.connect_attempts = 1;
+        assert!(!render(&snapshot).contains("connect"));
+        snapshot.net.connect_attempts = 3;
+        snapshot.net.checksum_alg = Some("blake3");
+        snapshot.net.checksum = Some([0xab; 32]);
+        let line = render(&snapshot);
+        assert!(line.contains("; 3 connect attempts"), "{line}");
+        assert!(
+            line.contains(&format!("; checksum blake3 {}", "ab".repeat(32))),
+            "{line}"
         );
     }
 

@@ -31,7 +31,9 @@ fn write_value(w: &mut impl Write, value: Value) -> io::Result<()> {
         Value::Seconds(d) => write!(w, "{:.6}", d.as_secs_f64()),
         Value::Rate(r) => write!(w, "{r:.1}"),
         Value::Flag(b) => write!(w, "{b}"),
-        Value::Text(t) => write_string(w, t),
+        Value::Text(t) | Value::Maybe(Some(t)) => write_string(w, t),
+        Value::Maybe(None) | Value::Digest(None) => write!(w, "null"),
+        Value::Digest(Some(digest)) => write_string(w, &crate::net::hex(&digest)),
     }
 }
 

@@ -89,7 +89,7 @@ fn number(value: Value) -> Option<String> {
         Value::Seconds(d) => Some(format!("{:.6}", d.as_secs_f64())),
         Value::Rate(r) => Some(format!("{r:.1}")),
         Value::Flag(b) => Some(u8::from(b).to_string()),
-        Value::Text(_) => None,
+        Value::Text(_) | Value::Maybe(_) | Value::Digest(_) => None,
     }
 }
 

@@ -102,6 +102,16 @@ pub(crate) struct Snapshot {
     /// Each input's own part, and each output's, in the order given.
     pub(crate) inputs: Vec<Part>,
     pub(crate) outputs: Vec<Part>,
+    pub(crate) net: NetView,
+}
+
+/// What the network endpoints add: connection attempts and the stream's digest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct NetView {
+    pub(crate) connect_attempts: u64,
+    pub(crate) checksum: Option<[u8; 32]>,
+    /// The digest's algorithm, when the stream is digested.
+    pub(crate) checksum_alg: Option<&'static str>,
 }
 
 /// What a field measures, as metrics systems tell them apart.
@@ -132,6 +142,10 @@ pub(crate) enum Value {
     Rate(f64),
     Flag(bool),
     Text(&'static str),
+    /// A name that may be missing (JSON null).
+    Maybe(Option<&'static str>),
+    /// A 256-bit digest, in hex, or JSON null without one.
+    Digest(Option<[u8; 32]>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -219,6 +233,7 @@ impl Snapshot {
             field("state", Label, Unit::None, Value::Text(r.state)),
         ];
         fields.extend(self.spool_fields());
+        fields.extend(self.net_fields());
         if let Some(rates) = self.rates {
             let rate = |name, value| field(name, Gauge, Unit::BytesPerSecond, Value::Rate(value));
             fields.push(rate("rate_in_Bps", rates.input));
@@ -242,6 +257,30 @@ impl Snapshot {
             seconds("start_wait_s", Counter, s.start_wait),
             count("resume_waits", Counter, Unit::None, s.resume_waits),
             seconds("resume_wait_s", Counter, s.resume_wait),
+        ]
+    }
+
+    fn net_fields(&self) -> [Field; 3] {
+        let n = &self.net;
+        [
+            count(
+                "connect_attempts",
+                Kind::Counter,
+                Unit::None,
+                n.connect_attempts,
+            ),
+            field(
+                "checksum",
+                Kind::Label,
+                Unit::None,
+                Value::Digest(n.checksum),
+            ),
+            field(
+                "checksum_alg",
+                Kind::Label,
+                Unit::None,
+                Value::Maybe(n.checksum_alg),
+            ),
         ]
     }
 
@@ -297,6 +336,7 @@ pub(crate) fn sample() -> Snapshot {
         exit_status: Some(0),
         inputs: Vec::new(),
         outputs: Vec::new(),
+        net: NetView::default(),
     }
 }
 

@@ -14,6 +14,7 @@ use crate::slot::Slot;
 use crate::spool::Offers;
 use crate::stage::limiter::Limiter;
 use crate::stage::pause::Pauses;
+use crate::supervise::outcome::io_error;
 
 /// Why the reader stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +42,11 @@ pub(crate) struct Reader<'a, S> {
     pub(crate) limiter: Option<Limiter>,
     pub(crate) stop: &'a AtomicBool,
     pub(crate) pauses: &'a Pauses,
+}
+
+/// An interruption (a stop may be due) rather than a failure.
+fn interrupted(error: &anyhow::Error) -> bool {
+    io_error(error).is_some_and(|e| e.kind() == io::ErrorKind::Interrupted)
 }
 
 /// What became of an offered chunk.
@@ -96,12 +102,21 @@ impl<S: Slot> Reader<'_, S> {
             Some(limiter) => max.min(limiter.step() as usize).max(1),
             None => max,
         };
+        let max = match input.read_budget(max) {
+            Ok(0) => return self.ended(input),
+            Ok(max) => max,
+            Err(e) if interrupted(&e) => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("read {}", input.name())),
+        };
         let filled = slot.fill(input.as_fd(), max, stream);
         if S::copies(stream) {
             self.counters.copying();
         }
         match filled {
+            Ok(0) => self.ended(input),
             Ok(n) => {
+                let data = slot.unsent();
+                input.received(n, data.map(|d| &d[d.len() - n..]));
                 self.counters.moved(n);
                 let counters = self.counters;
                 if let Some(limiter) = &mut self.limiter {
@@ -110,8 +125,16 @@ impl<S: Slot> Reader<'_, S> {
                 Ok(Some(n))
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("read {}", input.name())),
+            Err(e) => Err(input.read_failed(e)).with_context(|| format!("read {}", input.name())),
         }
+    }
+
+    /// The input's end: for a network stream, only the end its sender announced.
+    fn ended(&self, input: &Endpoint) -> anyhow::Result<Option<usize>> {
+        input
+            .read_end()
+            .with_context(|| format!("read {}", input.name()))?;
+        Ok(Some(0))
     }
 
     pub(crate) fn offer(&self, slot: S, starts_record: bool, ends_record: bool) -> Offer<S> {

@@ -102,6 +102,10 @@ impl<S: Outgoing> Writer<'_, S> {
         output: &Endpoint,
         stream: &mut S::Stream,
     ) -> io::Result<Written> {
+        let given_up = || self.queue.is_closed();
+        if !output.chunk(slot.unsent_len(), slot.unsent(), &given_up)? {
+            return Ok(Written::Abandoned);
+        }
         while slot.unsent_len() > 0 {
             if !self.pauses.pass(Side::Out, || self.queue.is_closed()) {
                 return Ok(Written::Abandoned);
@@ -136,7 +140,7 @@ impl<S: Outgoing> Writer<'_, S> {
 
     /// Writes chunks until the input is done and the queue is empty, then ends the stream. On a
     /// write error the queue is closed, so the reader stops.
-    pub(crate) fn run(mut self, output: &Endpoint) -> io::Result<()> {
+    pub(crate) fn run(mut self, output: &Endpoint) -> anyhow::Result<()> {
         let mut stream = S::Stream::default();
         let mut emptied = None;
         while let Some(item) = self.queue.pop(emptied.take()) {
@@ -146,12 +150,24 @@ impl<S: Outgoing> Writer<'_, S> {
                 Ok(Written::Abandoned) => return Ok(()),
                 Err(e) => {
                     self.queue.close();
-                    return Err(e);
+                    return Err(self.failed(output, e));
                 }
             }
             emptied = slot.into_reusable();
         }
-        output.finish()
+        output.finish(&|| self.queue.is_closed())
+    }
+
+    /// A failed write to a socket says how much went out before it.
+    fn failed(&self, output: &Endpoint, error: io::Error) -> anyhow::Error {
+        let error = anyhow::Error::new(error);
+        match output {
+            Endpoint::Socket(_) => {
+                let sent = self.counters.totals().bytes;
+                error.context(format!("{sent} bytes sent"))
+            }
+            _ => error,
+        }
     }
 }
 

@@ -41,6 +41,8 @@ pub(crate) enum Message {
         line: String,
         fatal: bool,
     },
+    /// A line about a network connection (an attempt, a peer refused), said at once.
+    Note(String),
     /// A request on the control socket, and where its one-line reply goes.
     Control {
         command: Command,

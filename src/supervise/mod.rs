@@ -44,7 +44,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     })
     .context("cannot install signal handlers")?;
     let plan = Plan::from(cli);
-    let checked = check::check(&plan)?;
+    let checked = check::check(&plan, tx.clone())?;
     let stats_tx = tx.clone();
     let stats_file = checked
         .stats_file
@@ -76,13 +76,14 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         .iter()
         .map(|i| i.name().to_string())
         .collect();
+    let link = checked.link;
     let stages = stage::start(&plan, checked.inputs, checked.outputs, tx, |note| {
         reporter.note(&note)
     })?;
     let mut steering = Steering::new(
         plan,
         stages,
-        (input_names, outputs),
+        (input_names, outputs, link),
         reporter,
         (watch, metrics),
     );

@@ -24,12 +24,14 @@ pub enum Outcome {
     Signalled(libc::c_int),
     /// An output was detached; the others got everything.
     Detached,
+    /// A network stream did not arrive whole: truncated, or its checksum differs.
+    Integrity,
 }
 
 impl Outcome {
-    /// Which outcome tells a run's end when several happened: a signal or a stall outranks an
-    /// I/O error, which outranks a closed output, which outranks a rejection, which outranks a
-    /// detached output.
+    /// Which outcome tells a run's end when several happened: a signal or a stall outranks a
+    /// stream that did not arrive whole, which outranks an I/O error, which outranks a closed
+    /// output, which outranks a rejection, which outranks a detached output.
     fn rank(self) -> u8 {
         match self {
             Outcome::Done => 0,
@@ -37,7 +39,8 @@ impl Outcome {
             Outcome::Rejected => 2,
             Outcome::OutputClosed => 3,
             Outcome::Failed => 4,
-            Outcome::Signalled(_) | Outcome::Stalled(_) => 5,
+            Outcome::Integrity => 5,
+            Outcome::Signalled(_) | Outcome::Stalled(_) => 6,
         }
     }
 
@@ -57,6 +60,7 @@ impl Outcome {
             Outcome::Rejected => 3,
             Outcome::Stalled(_) => 4,
             Outcome::Detached => 5,
+            Outcome::Integrity => 6,
             Outcome::OutputClosed => 141,
             Outcome::Signalled(signal) => 128u8.saturating_add(u8::try_from(signal).unwrap_or(127)),
         }
@@ -131,6 +135,7 @@ mod tests {
         assert_eq!(Outcome::Failed.exit_status(), 1);
         assert_eq!(Outcome::Rejected.exit_status(), 3);
         assert_eq!(Outcome::Detached.exit_status(), 5);
+        assert_eq!(Outcome::Integrity.exit_status(), 6);
         assert_eq!(Outcome::Stalled(Side::Input).exit_status(), 4);
         assert_eq!(Outcome::OutputClosed.exit_status(), 141);
         assert_eq!(Outcome::Signalled(libc::SIGINT).exit_status(), 130);
@@ -146,6 +151,11 @@ mod tests {
         assert_eq!(Outcome::decide([Detached, Done]), Detached);
         assert_eq!(Outcome::decide([Detached, Rejected]), Rejected);
         assert_eq!(Outcome::decide([OutputClosed, Failed, Rejected]), Failed);
+        assert_eq!(Outcome::decide([Failed, Integrity, Failed]), Integrity);
+        assert_eq!(
+            Outcome::decide([Integrity, Signalled(libc::SIGINT)]),
+            Signalled(libc::SIGINT)
+        );
         assert_eq!(
             Outcome::decide([Failed, Signalled(libc::SIGTERM)]),
             Signalled(libc::SIGTERM)

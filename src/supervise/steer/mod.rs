@@ -3,9 +3,11 @@
 //! plane only through its probe and the counters.
 
 use std::cell::Cell;
+use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::net::{Link, framed};
 use crate::plan::Plan;
 use crate::queue::View;
 use crate::report::counters::Totals;
@@ -62,13 +64,15 @@ pub(crate) struct Steering {
     last_query: Option<(Instant, Totals)>,
     /// What was spooled could not be read back.
     spool_failed: bool,
+    /// The network endpoints' settings and stats.
+    link: Arc<Link>,
 }
 
 impl Steering {
     pub(crate) fn new(
         plan: Plan,
         stages: Stages,
-        (input_names, outputs): (Vec<String>, Outputs),
+        (input_names, outputs, link): (Vec<String>, Outputs, Arc<Link>),
         reporter: Reporter,
         (watch, metrics): (Watch, Option<Metrics>),
     ) -> Self {
@@ -91,6 +95,7 @@ impl Steering {
             throttle_seen: Cell::new((Duration::ZERO, start)),
             last_query: None,
             spool_failed: false,
+            link,
         }
     }
 
@@ -131,6 +136,7 @@ impl Steering {
             Message::StatsFileOpened(opened) => self.reporter.stats_file_opened(opened),
             Message::Spool { line, fatal } => self.on_spool_line(&line, fatal),
             Message::Control { command, reply } => self.on_control(command, reply),
+            Message::Note(line) => self.reporter.note(&anyhow::anyhow!(line)),
         }
     }
 
@@ -278,9 +284,9 @@ impl Steering {
         if self.output_closed() {
             outcomes.push(Outcome::OutputClosed);
         }
-        for line in self.error_lines() {
+        for (line, outcome) in self.error_lines() {
             self.reporter.line(&line);
-            outcomes.push(Outcome::Failed);
+            outcomes.push(outcome);
         }
         if self.spool_failed {
             outcomes.push(Outcome::Failed);
@@ -304,13 +310,20 @@ impl Steering {
         outcome
     }
 
-    /// The reader's error and the writers' (see `Outputs::errors`).
-    fn error_lines(&self) -> Vec<String> {
+    /// The reader's error and the writers' (see `Outputs::errors`), each with the outcome it
+    /// stands for: a stream that did not arrive whole, or an I/O error.
+    fn error_lines(&self) -> Vec<(String, Outcome)> {
         let reader_error = self.reader_end.as_ref().and_then(|r| r.as_ref().err());
         reader_error
             .into_iter()
             .chain(self.outputs.errors())
-            .map(error_line)
+            .map(|error| {
+                let outcome = match framed::is_integrity(error) {
+                    true => Outcome::Integrity,
+                    false => Outcome::Failed,
+                };
+                (error_line(error), outcome)
+            })
             .collect()
     }
 

@@ -3,11 +3,12 @@
 
 use std::time::{Duration, Instant};
 
+use crate::net;
 use crate::queue::{Drops, View};
 use crate::report::accounts::Accounts;
 use crate::report::counters::Totals;
 use crate::report::parts::{self, InputTally, OutputTally, Part};
-use crate::report::snapshot::{Event, QueueStats, RunStats, Snapshot, Traffic};
+use crate::report::snapshot::{Event, NetView, QueueStats, RunStats, Snapshot, Traffic};
 use crate::supervise::steer::Steering;
 
 /// How recently a rate limit must have held data back for the relay to be called throttled.
@@ -65,6 +66,16 @@ impl Steering {
             spool: view.spool,
             rates: None,
             exit_status,
+            net: self.net_view(),
+        }
+    }
+
+    fn net_view(&self) -> NetView {
+        let stats = &self.link.stats;
+        NetView {
+            connect_attempts: stats.connect_attempts(),
+            checksum: stats.digest(),
+            checksum_alg: self.plan.net.checksum.then_some(net::CHECKSUM_ALG),
         }
     }
 

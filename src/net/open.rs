@@ -1,0 +1,200 @@
+//! A TCP endpoint that passed its checks (resolved, or bound) and is not connected yet: the
+//! stage that uses it connects or accepts when its turn comes, then says hello.
+
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::cli::Address;
+use crate::net::connect::{self, Dialed};
+use crate::net::frame::{Hello, Role, VERSION};
+use crate::net::framed::{self, Receiving, Sending};
+use crate::net::listen::{Accepted, Listener};
+use crate::net::socket::{Flow, Socket};
+use crate::net::{Link, options};
+
+enum How {
+    Dial(Vec<SocketAddr>),
+    Accept(Arc<Listener>),
+}
+
+pub(crate) struct Unconnected {
+    name: String,
+    how: How,
+    role: Role,
+    link: Arc<Link>,
+}
+
+/// The addresses a name stands for, found now: a host that does not resolve stops bpipe before
+/// any byte moves.
+pub(crate) fn resolve(address: &Address) -> anyhow::Result<Vec<SocketAddr>> {
+    let port = address.port();
+    let found: Vec<SocketAddr> = match address.host() {
+        Some(host) => (host, port)
+            .to_socket_addrs()
+            .with_context(|| format!("{address}: cannot resolve {host}"))?
+            .collect(),
+        // Every address: IPv6's (which takes IPv4 too, where the system allows), else IPv4's.
+        None => vec![
+            SocketAddr::from(([0u16; 8], port)),
+            SocketAddr::from(([0u8; 4], port)),
+        ],
+    };
+    match found.is_empty() {
+        true => anyhow::bail!("{address}: no address found"),
+        false => Ok(found),
+    }
+}
+
+/// Binds a listening address now: one that is in use stops bpipe before any byte moves.
+pub(crate) fn bind(address: &Address, link: &Link) -> anyhow::Result<Listener> {
+    let spec = &link.spec;
+    Listener::bind(
+        &resolve(address)?,
+        spec.max_conns,
+        spec.allow.clone(),
+        spec.accept_timeout,
+    )
+    .with_context(|| address.to_string())
+}
+
+impl Unconnected {
+    pub(crate) fn dial(address: &Address, role: Role, link: Arc<Link>) -> anyhow::Result<Self> {
+        Ok(Unconnected {
+            name: address.to_string(),
+            how: How::Dial(resolve(address)?),
+            role,
+            link,
+        })
+    }
+
+    pub(crate) fn accept(
+        address: &Address,
+        listener: Arc<Listener>,
+        role: Role,
+        link: Arc<Link>,
+    ) -> Self {
+        Unconnected {
+            name: address.to_string(),
+            how: How::Accept(listener),
+            role,
+            link,
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Connects or accepts, then greets the peer; `None` when a stop came first.
+    pub(crate) fn open(&self, stop: &AtomicBool) -> anyhow::Result<Option<Socket>> {
+        let stream = match &self.how {
+            How::Dial(addrs) => self.dial_now(addrs, stop)?,
+            How::Accept(listener) => self.accept_now(listener, stop)?,
+        };
+        let Some(stream) = stream else {
+            return Ok(None);
+        };
+        let spec = &self.link.spec;
+        options::tune(stream.as_fd(), spec.peer_timeout, spec.tcp_buffer)
+            .with_context(|| format!("{}: cannot set the socket's options", self.name))?;
+        let given_up = || stop.load(Ordering::Relaxed);
+        let digest = match spec.framed {
+            true => {
+                let ours = Hello {
+                    version: VERSION,
+                    role: self.role,
+                    checksum: spec.checksum,
+                };
+                match framed::handshake(stream.as_fd(), ours, &given_up)
+                    .with_context(|| self.name.clone())?
+                {
+                    Some(theirs) => spec.checksum || theirs.checksum,
+                    None => return Ok(None),
+                }
+            }
+            false => spec.checksum,
+        };
+        let flow = match self.role {
+            Role::Sends => Flow::Sending(Sending::new(spec.framed, digest)),
+            Role::Receives => Flow::Receiving(Receiving::new(spec.framed, digest)),
+        };
+        Ok(Some(Socket::new(
+            stream,
+            self.name.clone(),
+            flow,
+            Arc::clone(&self.link),
+        )))
+    }
+
+    fn dial_now(
+        &self,
+        addrs: &[SocketAddr],
+        stop: &AtomicBool,
+    ) -> anyhow::Result<Option<TcpStream>> {
+        let link = &self.link;
+        let started = Instant::now();
+        let dialed = connect::dial(addrs, link.spec.retry, stop, |attempt, error, next| {
+            link.stats.attempted();
+            if let Some(next) = next {
+                let why = crate::io::sys::describe(error);
+                let next =
+                    humantime::format_duration(Duration::from_millis(next.as_millis() as u64));
+                link.note(
+                    format!("{}: attempt {attempt}: {why}; next in {next}", self.name),
+                    true,
+                );
+            }
+        });
+        match dialed {
+            Dialed::Connected(stream) => {
+                link.stats.attempted();
+                Ok(Some(stream))
+            }
+            Dialed::Stopped => Ok(None),
+            Dialed::GaveUp(error, attempts) => {
+                let spent = humantime::format_duration(Duration::from_millis(
+                    started.elapsed().as_millis() as u64,
+                ));
+                Err(error)
+                    .context(format!(
+                        "no connection after {attempts} attempts in {spent}"
+                    ))
+                    .context(self.name.clone())
+            }
+        }
+    }
+
+    fn accept_now(
+        &self,
+        listener: &Listener,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<Option<TcpStream>> {
+        let refused = |peer: SocketAddr| {
+            self.link.note(
+                format!("{}: refused {peer}: not in --allow", self.name),
+                false,
+            )
+        };
+        match listener
+            .accept(stop, refused)
+            .with_context(|| self.name.clone())?
+        {
+            Accepted::Peer(stream, peer) => {
+                self.link
+                    .note(format!("{}: connection from {peer}", self.name), true);
+                Ok(Some(stream))
+            }
+            Accepted::Stopped => Ok(None),
+            Accepted::TimedOut(after) => Err(anyhow::anyhow!(
+                "no connection within {}",
+                humantime::format_duration(after)
+            ))
+            .context(self.name.clone()),
+        }
+    }
+}
