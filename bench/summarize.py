@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Turn the raw TSV written by compare.sh / rate.sh / fanout.sh into Markdown tables.
+"""Turn the raw TSV written by compare.sh / rate.sh / fanout.sh / net.sh into Markdown tables.
 
 usage:
   summarize.py compare RESULTS.tsv
@@ -7,6 +7,7 @@ usage:
   summarize.py idle RESULTS.tsv
   summarize.py change RESULTS.tsv
   summarize.py fanout RESULTS.tsv
+  summarize.py net RESULTS.tsv
 
 Only the Python standard library is used.
 """
@@ -419,9 +420,122 @@ def fanout(path):
     out.append("")
     print("\n".join(out))
 
+NET_TITLES = {
+    "w1": "w1: producer write | SENDER → RECEIVER | consumer read",
+    "w3": "w3: producer vmsplice | SENDER → RECEIVER | consumer splice",
+}
+NET_LABELS = {"framed": "bpipe framed", "checksum": "bpipe framed --checksum", "raw": "bpipe --raw",
+              "tls": "bpipe TLS", "mbuffer": "mbuffer -O/-I", "mbuffer64": "mbuffer -O/-I -m 64M",
+              "nc": "nc", "socat": "socat"}
+NET_ORDER = ["framed", "checksum", "raw", "tls", "mbuffer", "mbuffer64", "nc", "socat"]
+NET_BPIPE = ["framed", "checksum", "raw", "tls"]
+# (numerator row, denominator row, threshold): median GiB/s ratio >= threshold
+NET_TARGETS = [
+    ("framed", "mbuffer", 2.0),
+    ("framed", "nc", 3.0),
+    ("checksum", "mbuffer", 1.2),
+    ("tls", "mbuffer", 0.8),
+]
+NET_RSS_SLACK = 8 * MIB
+
+
+def net(path):
+    rows = load(path)
+    order, stats, labels = [], {}, dict(NET_LABELS)
+    buffer = None
+    for r in rows:
+        key = (r["workload"], r["row"])
+        labels[r["row"]] = r["label"]
+        buffer = int(r["buffer_bytes"])
+        if r["workload"] not in order:
+            order.append(r["workload"])
+        s = stats.setdefault(key, {"gbps": [], "scpu": [], "rcpu": [], "srss": [], "rrss": [],
+                                   "bytes": 0, "failed": None})
+        if r["status"] != "ok":
+            s["failed"] = r["status"]
+            continue
+        b = int(r["bytes"])
+        s["bytes"] = b
+        s["gbps"].append(b / float(r["wall_s"]) / GIB)
+        s["scpu"].append(float(r["send_user_s"]) + float(r["send_sys_s"]))
+        s["rcpu"].append(float(r["recv_user_s"]) + float(r["recv_sys_s"]))
+        s["srss"].append(int(r["send_rss_kib"]))
+        s["rrss"].append(int(r["recv_rss_kib"]))
+
+    def med(wl, row, what="gbps"):
+        s = stats.get((wl, row))
+        if not s or s["failed"] or not s[what]:
+            return None
+        return statistics.median(s[what])
+
+    def per_gib(wl, row, what):
+        c = med(wl, row, what)
+        return None if c is None else c / (stats[(wl, row)]["bytes"] / GIB)
+
+    def peak(wl, row, what):
+        s = stats.get((wl, row))
+        if not s or s["failed"] or not s[what]:
+            return None
+        return max(s[what]) * 1024
+
+    def rank(row):
+        return NET_ORDER.index(row) if row in NET_ORDER else len(NET_ORDER)
+
+    def name(row):
+        return labels.get(row, row)
+
+    out = []
+    for wl in order:
+        wrows = sorted((k[1] for k in stats if k[0] == wl), key=rank)
+        headers = ["row", "runs", "median GiB/s", "min–max GiB/s", "sender CPU s/GiB",
+                   "receiver CPU s/GiB", "sender peak RSS MiB", "receiver peak RSS MiB",
+                   "framed ÷ this"]
+        body = []
+        for row in wrows:
+            s = stats[(wl, row)]
+            if s["failed"]:
+                body.append([name(row), len(s["gbps"]), f"**{s['failed']}**"] + [""] * (len(headers) - 3))
+                continue
+            m = med(wl, row)
+            x = ratio(med(wl, "framed"), m)
+            body.append([name(row), len(s["gbps"]), fmt(m), f"{min(s['gbps']):.2f}–{max(s['gbps']):.2f}",
+                         fmt(per_gib(wl, row, "scpu"), 3), fmt(per_gib(wl, row, "rcpu"), 3),
+                         fmt(peak(wl, row, "srss") / MIB, 1), fmt(peak(wl, row, "rrss") / MIB, 1),
+                         "–" if x is None else f"{x:.2f}×"])
+        out.append(f"## {NET_TITLES.get(wl, wl)}\n")
+        out.append(table(headers, body))
+        out.append("")
+
+    body = []
+    for wl in order:
+        for num, den, thr in NET_TARGETS:
+            x = ratio(med(wl, num), med(wl, den))
+            res = "n/a" if x is None else ("PASS" if x >= thr else "**FAIL**")
+            body.append([wl, f"{name(num)} ÷ {name(den)}", "GiB/s", "–" if x is None else f"{x:.2f}×",
+                         f"≥ {thr}×", res])
+        if buffer is None:
+            continue
+        limit = buffer + NET_RSS_SLACK
+        for row in NET_BPIPE:
+            for side, what in (("sender", "srss"), ("receiver", "rrss")):
+                if (wl, row) not in stats:
+                    continue
+                x = peak(wl, row, what)
+                res = "n/a" if x is None else ("PASS" if x <= limit else "**FAIL**")
+                body.append([wl, f"{name(row)}: {side}", "peak RSS", "–" if x is None else f"{x / MIB:.1f} MiB",
+                             f"≤ {limit / MIB:.1f} MiB", res])
+    out.append("## Targets (ratios of medians; peak RSS over all rounds; "
+               f"buffer = {fmt(None if buffer is None else buffer / MIB, 1)} MiB, "
+               "bpipe's queue; n/a: a side was not measured)\n")
+    out.append(table(["workload", "what", "of", "measured", "target", "result"], body,
+                     ["l", "l", "l", "r", "r", "l"]))
+    out.append("")
+    print("\n".join(out))
+
 
 def main():
-    modes = {"compare": compare, "rate": rate, "idle": idle, "change": change, "fanout": fanout}
+    modes = {"compare": compare, "rate": rate, "idle": idle, "change": change, "fanout": fanout,
+             "net": net}
     if len(sys.argv) != 3 or sys.argv[1] not in modes:
         sys.exit(__doc__)
     modes[sys.argv[1]](sys.argv[2])
