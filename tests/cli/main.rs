@@ -6,6 +6,7 @@ mod fanout;
 mod generated;
 mod merge;
 mod metrics;
+mod net;
 mod observe;
 mod policies;
 mod readme;
