@@ -4,6 +4,7 @@ pub mod cli;
 pub(crate) mod clock;
 pub mod control;
 pub(crate) mod io;
+pub(crate) mod net;
 pub(crate) mod plan;
 pub(crate) mod queue;
 pub(crate) mod report;
