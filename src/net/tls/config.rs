@@ -205,3 +205,164 @@ fn roots(flag: &str, path: &Path) -> anyhow::Result<RootCertStore> {
     }
     Ok(roots)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{Authority, Leaf, Scratch};
+    use super::super::{Tls, TlsOptions};
+
+    fn refusal(options: &TlsOptions, listens: bool, connects: bool) -> String {
+        match Tls::load(options, listens, connects) {
+            Ok(_) => panic!("loaded"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn no_flag_means_no_tls() {
+        let loaded = Tls::load(&TlsOptions::default(), true, true).unwrap();
+        assert!(loaded.is_none());
+    }
+
+    #[test]
+    fn a_missing_file_is_named_with_the_system_reason() {
+        let scratch = Scratch::new();
+        let leaf = Leaf::self_signed(&["localhost"]);
+        let mut options = scratch.listener(&leaf);
+        let missing = scratch.file("gone.pem", "");
+        std::fs::remove_file(&missing).unwrap();
+        options.cert = Some(missing.clone());
+        assert_eq!(
+            refusal(&options, true, false),
+            format!(
+                "--tls-cert {}: No such file or directory",
+                missing.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_key_or_certificate_alone_is_refused() {
+        let scratch = Scratch::new();
+        let key = scratch.file("k.pem", "");
+        let alone = TlsOptions {
+            key: Some(key.clone()),
+            pin: Some("00".repeat(32)),
+            ..TlsOptions::default()
+        };
+        assert_eq!(
+            refusal(&alone, false, true),
+            format!("--tls-key {}: no --tls-cert to go with it", key.display())
+        );
+        let alone = TlsOptions {
+            cert: Some(key.clone()),
+            ..TlsOptions::default()
+        };
+        assert_eq!(
+            refusal(&alone, true, false),
+            format!("--tls-cert {}: no --tls-key to go with it", key.display())
+        );
+    }
+
+    #[test]
+    fn each_side_needs_its_own_flags() {
+        let scratch = Scratch::new();
+        let ca = Authority::new("test CA");
+        let listener = scratch.listener(&ca.leaf(&["localhost"]));
+        assert_eq!(
+            refusal(&listener, true, true),
+            "a connecting endpoint with TLS needs --tls-ca or --tls-pin"
+        );
+        let client = scratch.trusting(&ca);
+        assert_eq!(
+            refusal(&client, true, true),
+            "a listening endpoint with TLS needs --tls-cert and --tls-key"
+        );
+        assert_eq!(
+            refusal(&client, false, false),
+            "TLS flags need a tcp: or tcp-listen: endpoint"
+        );
+        let ca_path = client.ca.clone().unwrap();
+        let both = TlsOptions {
+            pin: Some("00".repeat(32)),
+            ..client.clone()
+        };
+        assert_eq!(
+            refusal(&both, false, true),
+            "--tls-ca and --tls-pin: give one, not both"
+        );
+        let listening_with_ca = TlsOptions {
+            ca: Some(ca_path.clone()),
+            ..listener.clone()
+        };
+        assert_eq!(
+            refusal(&listening_with_ca, true, false),
+            format!(
+                "--tls-ca {}: only a connecting endpoint checks a listener's certificate",
+                ca_path.display()
+            )
+        );
+        let connecting_with_client_ca = TlsOptions {
+            client_ca: Some(ca_path.clone()),
+            ..client
+        };
+        assert_eq!(
+            refusal(&connecting_with_client_ca, false, true),
+            format!(
+                "--tls-client-ca {}: only a listening endpoint asks for client certificates",
+                ca_path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn files_without_what_they_should_hold_are_named() {
+        let scratch = Scratch::new();
+        let leaf = Leaf::self_signed(&["localhost"]);
+        let cert = scratch.file("c.pem", &leaf.cert);
+        let key = scratch.file("k.pem", &leaf.key);
+        let junk = scratch.file("junk.pem", "not a certificate\n");
+        let options = |cert: &std::path::Path, key: &std::path::Path| TlsOptions {
+            cert: Some(cert.to_path_buf()),
+            key: Some(key.to_path_buf()),
+            ..TlsOptions::default()
+        };
+        assert_eq!(
+            refusal(&options(&cert, &cert), true, false),
+            format!("--tls-key {}: no private key in the file", cert.display())
+        );
+        assert_eq!(
+            refusal(&options(&key, &key), true, false),
+            format!("--tls-cert {}: no certificate in the file", key.display())
+        );
+        let other = scratch.file("other.pem", &Leaf::self_signed(&["x"]).key);
+        assert_eq!(
+            refusal(&options(&cert, &other), true, false),
+            format!(
+                "--tls-key {}: not the key of the certificate in {}",
+                other.display(),
+                cert.display()
+            )
+        );
+        let trusting_junk = TlsOptions {
+            ca: Some(junk.clone()),
+            ..TlsOptions::default()
+        };
+        assert_eq!(
+            refusal(&trusting_junk, false, true),
+            format!("--tls-ca {}: no certificate in the file", junk.display())
+        );
+    }
+
+    #[test]
+    fn a_bad_pin_is_refused_at_load() {
+        let options = TlsOptions {
+            pin: Some("12:34".to_string()),
+            ..TlsOptions::default()
+        };
+        assert_eq!(
+            refusal(&options, false, true),
+            "--tls-pin 12:34: not a SHA-256 in hex (64 hex digits)"
+        );
+    }
+}

@@ -1,7 +1,7 @@
 //! Handshakes and tunnels over loopback with certificates made at test time.
 
 use std::io::{Read, Write};
-use std::net::Shutdown;
+use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -251,4 +251,95 @@ fn a_stop_ends_a_waiting_handshake_with_none() {
     };
     assert!(stopped, "a stopped accept returns Ok(None)");
     waiting.join().unwrap();
+}
+
+/// A rustls client driven by hand, to end a connection in ways a Tunnel never does.
+fn raw_client(client: &Tls, tcp: &mut TcpStream) -> rustls::ClientConnection {
+    let config = client.client.clone().unwrap();
+    let mut conn = rustls::ClientConnection::new(config, HOST.try_into().unwrap()).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(tcp).unwrap();
+    }
+    conn.writer().write_all(b"partial").unwrap();
+    while conn.wants_write() {
+        conn.write_tls(tcp).unwrap();
+    }
+    conn
+}
+
+/// What the listener's stage reads until the end, with the fault it finds then. `end` ends the
+/// client's connection, and returns it if it must stay open until the stage has read.
+fn read_until_the_end(
+    server: &Tls,
+    client: &Tls,
+    end: impl FnOnce(TcpStream) -> Option<TcpStream>,
+) -> (Vec<u8>, Option<String>) {
+    let (accepted, mut connected) = tcp_pair();
+    let stop = AtomicBool::new(false);
+    let accepted = std::thread::scope(|scope| {
+        let listener = scope.spawn(|| server.accept(accepted, TIMEOUT, &stop));
+        let _conn = raw_client(client, &mut connected);
+        tunnel(listener.join().unwrap())
+    });
+    let _open = end(connected);
+    let mut got = Vec::new();
+    let _ = stream(&accepted).read_to_end(&mut got);
+    // Asked right after the end, without waiting: the pump records the fault first.
+    (got, accepted.fault())
+}
+
+#[test]
+fn a_peer_gone_without_close_notify_is_a_fault_seen_at_the_end() {
+    let scratch = Scratch::new();
+    let (server, client) = pair_with_ca(&scratch, &Authority::new("test CA"));
+    // Half-closed, not closed: a close with the listener's ticket unread would send RST.
+    let fin = |tcp: TcpStream| {
+        tcp.shutdown(Shutdown::Write).unwrap();
+        Some(tcp)
+    };
+    let (got, fault) = read_until_the_end(&server, &client, fin);
+    assert_eq!(got, b"partial");
+    assert_eq!(fault.as_deref(), Some("peer closed without close_notify"));
+}
+
+#[test]
+fn a_reset_is_a_fault_seen_at_the_end() {
+    use std::os::fd::AsRawFd;
+    let scratch = Scratch::new();
+    let (server, client) = pair_with_ca(&scratch, &Authority::new("test CA"));
+    let reset = |tcp: TcpStream| {
+        // A zero linger makes close send RST.
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: a valid socket and a linger of the size given.
+        let set = unsafe {
+            libc::setsockopt(
+                tcp.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(set, 0);
+        None
+    };
+    let (_, fault) = read_until_the_end(&server, &client, reset);
+    assert_eq!(fault.as_deref(), Some("Connection reset by peer"));
+}
+
+#[test]
+fn a_dropped_tunnel_ends_the_stream_cleanly() {
+    let scratch = Scratch::new();
+    let (server, client) = pair_with_ca(&scratch, &Authority::new("test CA"));
+    let (accepted, connected) = handshake(&server, &client, HOST);
+    let (accepted, connected) = (tunnel(accepted), tunnel(connected));
+    stream(&connected).write_all(b"last words").unwrap();
+    drop(connected);
+    let mut got = Vec::new();
+    stream(&accepted).read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"last words");
+    assert_eq!(accepted.fault(), None);
 }
