@@ -32,8 +32,9 @@ pub(crate) struct Tunnel {
     /// A second handle on the pump's socket, to cut a flush that outlasts `LINGER`.
     tcp: TcpStream,
     fault: Fault,
-    /// Disconnected once the pump has ended.
-    ended: mpsc::Receiver<()>,
+    /// Disconnected once the pump has ended. In a mutex only so that a tunnel can be shared
+    /// between threads (a receiver alone cannot be).
+    ended: Mutex<mpsc::Receiver<()>>,
     pump: Option<JoinHandle<()>>,
 }
 
@@ -58,7 +59,8 @@ impl Drop for Tunnel {
     /// holds), then waits for the pump, at most `LINGER` before cutting the connection.
     fn drop(&mut self) {
         let _ = self.local.shutdown(Shutdown::Both);
-        if let Err(RecvTimeoutError::Timeout) = self.ended.recv_timeout(LINGER) {
+        let ended = self.ended.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let Err(RecvTimeoutError::Timeout) = ended.recv_timeout(LINGER) {
             let _ = self.tcp.shutdown(Shutdown::Both);
         }
         if let Some(pump) = self.pump.take() {
@@ -99,7 +101,7 @@ pub(super) fn start(mut conn: Connection, tcp: TcpStream) -> anyhow::Result<Tunn
         local,
         tcp: cut,
         fault,
-        ended,
+        ended: Mutex::new(ended),
         pump: Some(handle),
     })
 }
@@ -254,8 +256,11 @@ impl Pump {
                 break;
             }
         }
-        // A key update asks for an answer.
-        self.flush()?;
+        // An alert or a key update may be queued; once our close_notify is sent, nothing more
+        // can go, and trying would only turn a clean end into a broken pipe.
+        if self.sending {
+            self.flush()?;
+        }
         self.deliver()
     }
 

@@ -46,6 +46,13 @@ fn exchange(sender: &Tunnel, receiver: &Tunnel, data: &[u8]) {
 }
 
 #[test]
+fn a_tunnel_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Tunnel>();
+    shared::<Tls>();
+}
+
+#[test]
 fn a_few_mib_go_through_byte_exact_and_an_answer_comes_back() {
     let scratch = Scratch::new();
     let ca = Authority::new("test CA");
