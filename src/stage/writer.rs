@@ -172,9 +172,9 @@ impl<S: Outgoing> Writer<'_, S> {
     fn failed(&self, output: &Endpoint, error: io::Error) -> anyhow::Error {
         let error = anyhow::Error::new(error);
         match output {
-            Endpoint::Socket(_) => {
+            Endpoint::Socket(socket) => {
                 let sent = self.counters.totals().bytes;
-                error.context(Sent(sent))
+                socket.explain(error).context(Sent(sent))
             }
             _ => error,
         }
