@@ -15,5 +15,6 @@ mod relay;
 mod signals;
 mod splice;
 mod spool;
+mod tls;
 mod usage;
 mod util;

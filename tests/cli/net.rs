@@ -312,3 +312,228 @@ fn a_killed_receiver_fails_the_sender_with_what_was_sent() {
     assert!(matches!(code, Some(1 | 141)), "{code:?}: {}", sender.stderr);
     assert!(sender.stderr.contains("bytes sent: "), "{}", sender.stderr);
 }
+
+#[test]
+fn a_receiver_that_starts_late_is_reached_after_a_few_attempts() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let late = listen.clone();
+    let receiver = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(1500));
+        finish(start(&["--listen", &late]), Duration::from_secs(30))
+    });
+    let args = ["--connect", &listen, "--stats-format", "json", "-i", "10s"];
+    let sender = run(&args, b"late but whole\n");
+    let receiver = receiver.join().unwrap();
+    assert_eq!(sender.code(), 0, "{}", sender.stderr);
+    assert_eq!(receiver.code(), 0, "{}", receiver.stderr);
+    let attempts = sender.json().u64("connect_attempts");
+    assert!(
+        (3..=8).contains(&attempts),
+        "{attempts} attempts: {}",
+        sender.stderr
+    );
+    let told = sender
+        .stderr
+        .lines()
+        .filter(|l| l.contains(": attempt "))
+        .count() as u64;
+    assert_eq!(
+        told,
+        attempts - 1,
+        "each failed attempt is told once: {}",
+        sender.stderr
+    );
+}
+
+/// The delay a line `…: attempt N: …; next in DELAY` names.
+fn next_delay(line: &str) -> Duration {
+    let delay = line.rsplit("next in ").next().unwrap();
+    humantime::parse_duration(delay).unwrap_or_else(|_| panic!("{line}"))
+}
+
+#[test]
+fn a_receiver_that_never_comes_ends_the_retries_within_the_budget() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let args = ["--connect", &listen, "--connect-timeout", "2s", "-i", "10s"];
+    let sender = run(&args, b"never sent");
+    assert_eq!(sender.code(), 1, "{}", sender.stderr);
+    let elapsed = sender.elapsed;
+    assert!(
+        elapsed >= Duration::from_millis(1900) && elapsed < Duration::from_secs(4),
+        "{elapsed:?}"
+    );
+    assert!(
+        sender
+            .stderr
+            .contains(&format!("bpipe: tcp:{listen}: no connection after ")),
+        "{}",
+        sender.stderr
+    );
+    assert!(
+        sender.stderr.contains("Connection refused"),
+        "{}",
+        sender.stderr
+    );
+    let delays: Vec<Duration> = sender
+        .stderr
+        .lines()
+        .filter(|l| l.contains("next in"))
+        .map(next_delay)
+        .collect();
+    assert!(delays.len() >= 3, "{}", sender.stderr);
+    assert!(
+        delays.iter().all(|d| *d >= Duration::from_millis(100)),
+        "{delays:?}"
+    );
+    assert!(delays[2] > delays[0], "the delays grow: {delays:?}");
+}
+
+#[test]
+fn a_listener_gives_up_after_the_accept_timeout() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let done = finish(
+        start(&["--listen", &listen, "--accept-timeout", "1s"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(done.code(), 1, "{}", done.stderr);
+    assert!(
+        done.elapsed >= Duration::from_secs(1) && done.elapsed < Duration::from_secs(3),
+        "{:?}",
+        done.elapsed
+    );
+    assert!(
+        done.stderr.contains(&format!(
+            "bpipe: tcp-listen:{listen}: no connection within 1s"
+        )),
+        "{}",
+        done.stderr
+    );
+}
+
+#[test]
+fn sigint_ends_a_wait_in_accept_at_once() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut waiting = Running::start(&["--listen", &listen], Vec::new(), false);
+    assert!(
+        poll(Duration::from_secs(10), || TcpListener::bind(&listen)
+            .is_err()),
+        "never listened"
+    );
+    waiting.wait_for_handler(libc::SIGINT);
+    waiting.signal(libc::SIGINT);
+    let status = exit_within(&mut waiting.child, Duration::from_millis(1500));
+    assert_eq!(status.and_then(|s| s.code()), Some(130));
+}
+
+#[test]
+fn peers_outside_allow_are_refused_and_the_listener_waits_on() {
+    if !require_tool("socat", "socat") {
+        return;
+    }
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let receiver = Running::start(
+        &["--raw", "--listen", &listen, "--allow", "127.0.0.2"],
+        Vec::new(),
+        false,
+    );
+    let outsider = sh(&format!(
+        "until echo outsider | socat -u - TCP:{listen}; do sleep 0.05; done"
+    ));
+    assert_eq!(outsider.code(), 0, "{}", outsider.stderr);
+    assert!(receiver.wait_for_stderr("refused 127.0.0.1:", Duration::from_secs(10)));
+    let insider = sh(&format!(
+        "echo insider | socat -u - TCP:{listen},bind=127.0.0.2"
+    ));
+    assert_eq!(insider.code(), 0, "{}", insider.stderr);
+    let done = receiver.finish(Vec::new());
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+    assert_eq!(done.stdout, b"insider\n");
+    assert!(
+        done.stderr
+            .contains(&format!("bpipe: tcp-listen:{listen}: refused 127.0.0.1:")),
+        "{}",
+        done.stderr
+    );
+}
+
+#[test]
+fn merged_connections_interleave_whole_records() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let args = [
+        "-l",
+        "--merge",
+        "--listen",
+        &listen,
+        "--max-conns",
+        "3",
+        "--stats-format",
+        "json",
+    ];
+    let receiver = Running::start(&args, Vec::new(), false);
+    let senders: Vec<_> = (0..3)
+        .map(|n| {
+            let listen = listen.clone();
+            thread::spawn(move || {
+                let lines: String = (0..20_000)
+                    .map(|i| format!("sender {n} line {i}\n"))
+                    .collect();
+                run(&["--connect", &listen], lines.as_bytes())
+            })
+        })
+        .collect();
+    for sender in senders {
+        let sent = sender.join().unwrap();
+        assert_eq!(sent.code(), 0, "{}", sent.stderr);
+    }
+    let done = receiver.finish(Vec::new());
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+    let text = String::from_utf8(done.stdout.clone()).unwrap();
+    for n in 0..3 {
+        let own: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with(&format!("sender {n} ")))
+            .collect();
+        assert_eq!(own.len(), 20_000, "sender {n}");
+        assert!(
+            own.iter()
+                .enumerate()
+                .all(|(i, l)| *l == format!("sender {n} line {i}")),
+            "sender {n}: order or whole lines"
+        );
+    }
+    assert_eq!(done.json().list("inputs").len(), 3);
+}
+
+#[test]
+fn bad_addresses_are_refused_before_any_byte_moves() {
+    for (address, code, why) in [
+        ("tcp:nohost", 2, "tcp:nohost: expected HOST:PORT"),
+        (
+            "tcp:host:99999",
+            2,
+            "port 99999 is out of range (1 to 65535)",
+        ),
+        (
+            "tcp:nohost.invalid:9",
+            1,
+            "bpipe: tcp:nohost.invalid:9: cannot resolve nohost.invalid",
+        ),
+    ] {
+        let done = run(&["-", address], b"never read");
+        assert_eq!(done.code(), code, "{address}: {}", done.stderr);
+        assert!(done.stderr.contains(why), "{address}: {}", done.stderr);
+        assert!(done.stdout.is_empty());
+    }
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("tcp-listen:{}", taken.local_addr().unwrap());
+    let done = run(&["-", &address], b"never read");
+    assert_eq!(done.code(), 1, "{}", done.stderr);
+    assert!(
+        done.stderr
+            .contains(&format!("bpipe: {address}: Address already in use")),
+        "{}",
+        done.stderr
+    );
+    assert!(done.stdout.is_empty(), "bytes moved before the refusal");
+}
