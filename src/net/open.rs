@@ -120,7 +120,18 @@ impl Unconnected {
                 match framed::handshake(conn.as_fd(), ours, &given_up)
                     .with_context(|| self.name.clone())?
                 {
-                    Some(theirs) => spec.checksum || theirs.checksum,
+                    // Each end digests what passes through it, which the splice path cannot:
+                    // both must have chosen the copy path that --checksum brings.
+                    Some(theirs) if theirs.checksum != spec.checksum => anyhow::bail!(
+                        "{}: --checksum must be given to both ends (it is given to {} only)",
+                        self.name,
+                        if spec.checksum {
+                            "this one"
+                        } else {
+                            "the other one"
+                        }
+                    ),
+                    Some(_) => spec.checksum,
                     None => return Ok(None),
                 }
             }

@@ -537,3 +537,25 @@ fn bad_addresses_are_refused_before_any_byte_moves() {
     );
     assert!(done.stdout.is_empty(), "bytes moved before the refusal");
 }
+
+#[test]
+fn a_checksum_asked_by_one_end_only_is_refused_by_both() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let receiver = start(&["--listen", &listen, "--checksum"]);
+    let sender = run(&["--connect", &listen], &random_bytes(1 << 20, 6));
+    let receiver = finish(receiver, Duration::from_secs(20));
+    assert_eq!(sender.code(), 1, "{}", sender.stderr);
+    assert!(
+        sender
+            .stderr
+            .contains("--checksum must be given to both ends (it is given to the other one only)"),
+        "{}",
+        sender.stderr
+    );
+    assert_eq!(receiver.code(), 1, "{}", receiver.stderr);
+    assert!(
+        receiver.stderr.contains("(it is given to this one only)"),
+        "{}",
+        receiver.stderr
+    );
+}
