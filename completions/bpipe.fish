@@ -42,7 +42,7 @@ out\t'Writing: the queue fills'
 both\t'Reading and writing'"
 complete -c bpipe -l listen -d 'Read from a TCP connection accepted on [ADDR:]PORT (tcp-listen:[ADDR:]PORT as a FILE)' -r -f
 complete -c bpipe -l connect -d 'Write to a TCP connection to HOST:PORT (tcp:HOST:PORT as an output)' -r -f
-complete -c bpipe -l max-conns -d 'Accept N connections on each listening input, then stop listening; with --merge they are merged, else read one after another' -r -f
+complete -c bpipe -l max-conns -d 'Accept N connections on the listening input and merge them (with --merge), then stop listening' -r -f
 complete -c bpipe -l accept-timeout -d 'Give up waiting for a connection after DURATION (exit 1)' -r -f
 complete -c bpipe -l connect-timeout -d 'Retry a refused or unreachable connection for at most DURATION, with growing delays (100ms doubling to 2s, with jitter)' -r -f
 complete -c bpipe -l retries -d 'Make at most N more attempts after the first (default: as many as --connect-timeout allows)' -r -f
@@ -66,6 +66,6 @@ complete -c bpipe -l no-control -d 'No control socket: --query, --remote and --t
 complete -c bpipe -l top -d 'A live table, refreshed every second, of every bpipe of this user on this machine'
 complete -c bpipe -l once -d 'With --top: print one table (JSON Lines with --stats-format json) and exit'
 complete -c bpipe -l raw -d 'Plain bytes on TCP, for nc, socat or mbuffer on the other side: no hello, no trailer, so a sender that dies looks like a clean end'
-complete -c bpipe -l checksum -d 'Digest every byte (BLAKE3); between two bpipes the receiver verifies it (exit 6 on a mismatch). Uses the copy path'
+complete -c bpipe -l checksum -d 'Digest every byte (BLAKE3); between two bpipes (give it to both) the receiver verifies it (exit 6 on a mismatch). Uses the copy path'
 complete -c bpipe -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c bpipe -s V -l version -d 'Print version'

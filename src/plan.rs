@@ -194,7 +194,8 @@ fn data_path(cli: &Cli) -> DataPath {
         DataPath::Lines {
             delimiter: cli.delimiter(),
         }
-    } else if cli.no_splice {
+    } else if cli.no_splice || cli.net.checksum {
+        // A digest needs the bytes in memory.
         DataPath::Copy
     } else {
         DataPath::Splice

@@ -351,6 +351,11 @@ impl Cli {
         if tcp.is_empty() && (self.net.checksum || self.net.tls()) {
             return refuse("--checksum and --tls-* apply to TCP endpoints: there is none");
         }
+        let listens = tcp.iter().any(|a| a.listens());
+        let connects = tcp.iter().any(|a| !a.listens());
+        if let Err(why) = crate::net::tls::TlsOptions::from(&self.net).check(listens, connects) {
+            return refuse(&why.to_string());
+        }
         let listening_inputs = self.net.listen.len()
             + self
                 .files

@@ -71,8 +71,8 @@ pub struct NetArgs {
           help_heading = NETWORK)]
     pub connect: Vec<Address>,
 
-    /// Accept N connections on each listening input, then stop listening; with --merge they
-    /// are merged, else read one after another.
+    /// Accept N connections on the listening input and merge them (with --merge), then stop
+    /// listening.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..1025),
           value_hint = ValueHint::Other, help_heading = NETWORK)]
     pub max_conns: u32,
@@ -114,8 +114,8 @@ pub struct NetArgs {
     #[arg(long, help_heading = NETWORK)]
     pub raw: bool,
 
-    /// Digest every byte (BLAKE3); between two bpipes the receiver verifies it (exit 6 on a
-    /// mismatch). Uses the copy path.
+    /// Digest every byte (BLAKE3); between two bpipes (give it to both) the receiver verifies
+    /// it (exit 6 on a mismatch). Uses the copy path.
     #[arg(long, help_heading = NETWORK)]
     pub checksum: bool,
 

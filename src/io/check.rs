@@ -18,6 +18,7 @@ use crate::net::Link;
 use crate::net::frame::Role;
 use crate::net::listen::Listener;
 use crate::net::open::{self, Unconnected};
+use crate::net::tls::Tls;
 use crate::supervise::message::Message;
 
 use crate::io::endpoint::{self, NamedFile, Unopened};
@@ -83,7 +84,7 @@ fn pipe_size(plan: &Plan) -> usize {
 pub(crate) fn check(plan: &Plan, notes: mpsc::Sender<Message>) -> anyhow::Result<Checked> {
     let pipe_size = pipe_size(plan);
     let mut net = Net {
-        link: Arc::new(Link::new(plan.net.clone(), notes)),
+        link: Arc::new(link(plan, notes)?),
         listeners: HashMap::new(),
     };
     let inputs = plan
@@ -115,6 +116,25 @@ pub(crate) fn check(plan: &Plan, notes: mpsc::Sender<Message>) -> anyhow::Result
         stats_file: stats_file.map(|(file, _)| file),
         link: net.link,
     })
+}
+
+/// What the network endpoints share; TLS's files are read now, so that a bad one stops bpipe
+/// before any byte moves.
+fn link(plan: &Plan, notes: mpsc::Sender<Message>) -> anyhow::Result<Link> {
+    let addresses = plan.inputs.iter().filter_map(|i| match i {
+        InputSpec::Tcp(address) => Some(address),
+        _ => None,
+    });
+    let addresses: Vec<&Address> = addresses
+        .chain(plan.outputs.iter().filter_map(|o| match o {
+            OutputSpec::Tcp(address) => Some(address),
+            _ => None,
+        }))
+        .collect();
+    let listens = addresses.iter().any(|a| a.listens());
+    let connects = addresses.iter().any(|a| !a.listens());
+    let tls = Tls::load(&plan.net.tls, listens, connects)?;
+    Ok(Link::new(plan.net.clone(), tls, notes))
 }
 
 fn input(spec: &InputSpec, pipe_size: usize, net: &mut Net) -> anyhow::Result<Seen<Unopened>> {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::cli::Cli;
 use crate::cli::net::Allow;
 use crate::net::connect::Retry;
+use crate::net::tls::{Tls, TlsOptions};
 use crate::supervise::message::Message;
 
 pub(crate) mod connect;
@@ -18,13 +19,14 @@ pub(crate) mod listen;
 pub(crate) mod open;
 pub(crate) mod options;
 pub(crate) mod socket;
+pub(crate) mod tls;
 pub(crate) mod wait;
 
 /// The name the stats give the digest.
 pub(crate) const CHECKSUM_ALG: &str = "blake3";
 
 /// Every setting of the network endpoints, from the flags.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) struct NetSpec {
     /// bpipe's framed stream, rather than plain bytes (`--raw`).
     pub(crate) framed: bool,
@@ -37,6 +39,7 @@ pub(crate) struct NetSpec {
     pub(crate) allow: Vec<Allow>,
     /// Each connection attempt and accepted peer is told (under -i or -p).
     pub(crate) verbose: bool,
+    pub(crate) tls: TlsOptions,
 }
 
 impl From<&Cli> for NetSpec {
@@ -57,6 +60,7 @@ impl From<&Cli> for NetSpec {
                 .map(|b| usize::try_from(b).unwrap_or(usize::MAX)),
             allow: net.allow.clone(),
             verbose: (cli.interval.is_some() || cli.progress) && !cli.quiet,
+            tls: TlsOptions::from(net),
         }
     }
 }
@@ -92,14 +96,17 @@ impl NetStats {
 pub(crate) struct Link {
     pub(crate) spec: NetSpec,
     pub(crate) stats: NetStats,
+    /// TLS on every connection, when a TLS flag was given.
+    pub(crate) tls: Option<Tls>,
     notes: Mutex<mpsc::Sender<Message>>,
 }
 
 impl Link {
-    pub(crate) fn new(spec: NetSpec, notes: mpsc::Sender<Message>) -> Link {
+    pub(crate) fn new(spec: NetSpec, tls: Option<Tls>, notes: mpsc::Sender<Message>) -> Link {
         Link {
             spec,
             stats: NetStats::default(),
+            tls,
             notes: Mutex::new(notes),
         }
     }

@@ -14,11 +14,12 @@ use crate::net::connect::{self, Dialed};
 use crate::net::frame::{Hello, Role, VERSION};
 use crate::net::framed::{self, Receiving, Sending};
 use crate::net::listen::{Accepted, Listener};
-use crate::net::socket::{Flow, Socket};
+use crate::net::socket::{Conn, Flow, Socket};
 use crate::net::{Link, options};
 
 enum How {
-    Dial(Vec<SocketAddr>),
+    /// The host as given (TLS checks the listener's certificate against it) and its addresses.
+    Dial(String, Vec<SocketAddr>),
     Accept(Arc<Listener>),
 }
 
@@ -66,7 +67,10 @@ impl Unconnected {
     pub(crate) fn dial(address: &Address, role: Role, link: Arc<Link>) -> anyhow::Result<Self> {
         Ok(Unconnected {
             name: address.to_string(),
-            how: How::Dial(resolve(address)?),
+            how: How::Dial(
+                address.host().unwrap_or_default().to_string(),
+                resolve(address)?,
+            ),
             role,
             link,
         })
@@ -93,7 +97,7 @@ impl Unconnected {
     /// Connects or accepts, then greets the peer; `None` when a stop came first.
     pub(crate) fn open(&self, stop: &AtomicBool) -> anyhow::Result<Option<Socket>> {
         let stream = match &self.how {
-            How::Dial(addrs) => self.dial_now(addrs, stop)?,
+            How::Dial(_, addrs) => self.dial_now(addrs, stop)?,
             How::Accept(listener) => self.accept_now(listener, stop)?,
         };
         let Some(stream) = stream else {
@@ -102,6 +106,9 @@ impl Unconnected {
         let spec = &self.link.spec;
         options::tune(stream.as_fd(), spec.peer_timeout, spec.tcp_buffer)
             .with_context(|| format!("{}: cannot set the socket's options", self.name))?;
+        let Some(conn) = self.secure(stream, stop)? else {
+            return Ok(None);
+        };
         let given_up = || stop.load(Ordering::Relaxed);
         let digest = match spec.framed {
             true => {
@@ -110,10 +117,21 @@ impl Unconnected {
                     role: self.role,
                     checksum: spec.checksum,
                 };
-                match framed::handshake(stream.as_fd(), ours, &given_up)
+                match framed::handshake(conn.as_fd(), ours, &given_up)
                     .with_context(|| self.name.clone())?
                 {
-                    Some(theirs) => spec.checksum || theirs.checksum,
+                    // Each end digests what passes through it, which the splice path cannot:
+                    // both must have chosen the copy path that --checksum brings.
+                    Some(theirs) if theirs.checksum != spec.checksum => anyhow::bail!(
+                        "{}: --checksum must be given to both ends (it is given to {} only)",
+                        self.name,
+                        if spec.checksum {
+                            "this one"
+                        } else {
+                            "the other one"
+                        }
+                    ),
+                    Some(_) => spec.checksum,
                     None => return Ok(None),
                 }
             }
@@ -124,11 +142,25 @@ impl Unconnected {
             Role::Receives => Flow::Receiving(Receiving::new(spec.framed, digest)),
         };
         Ok(Some(Socket::new(
-            stream,
+            conn,
             self.name.clone(),
             flow,
             Arc::clone(&self.link),
         )))
+    }
+
+    /// With TLS, the handshake: nothing of the stream moves before it is complete.
+    fn secure(&self, stream: TcpStream, stop: &AtomicBool) -> anyhow::Result<Option<Conn>> {
+        let Some(tls) = &self.link.tls else {
+            return Ok(Some(Conn::Tcp(stream)));
+        };
+        let timeout = self.link.spec.peer_timeout;
+        let tunnel = match &self.how {
+            How::Dial(host, _) => tls.connect(stream, host, timeout, stop),
+            How::Accept(_) => tls.accept(stream, timeout, stop),
+        };
+        let tunnel = tunnel.with_context(|| self.name.clone())?;
+        Ok(tunnel.map(|tunnel| Conn::Tls(Box::new(tunnel))))
     }
 
     fn dial_now(

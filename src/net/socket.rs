@@ -11,6 +11,31 @@ use std::sync::Arc;
 
 use crate::net::Link;
 use crate::net::framed::{Receiving, Sending};
+use crate::net::tls::Tunnel;
+
+/// The connection the stages read or write: the socket itself, or with TLS the plain end of a
+/// tunnel whose pump encrypts (`net/tls`).
+pub(crate) enum Conn {
+    Tcp(TcpStream),
+    Tls(Box<Tunnel>),
+}
+
+impl Conn {
+    pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Conn::Tcp(stream) => stream.as_fd(),
+            Conn::Tls(tunnel) => tunnel.as_fd(),
+        }
+    }
+
+    /// Why the TLS pump ended in error, if it did.
+    fn fault(&self) -> Option<String> {
+        match self {
+            Conn::Tcp(_) => None,
+            Conn::Tls(tunnel) => tunnel.fault(),
+        }
+    }
+}
 
 /// Which way the payload goes on this socket.
 pub(crate) enum Flow {
@@ -19,7 +44,7 @@ pub(crate) enum Flow {
 }
 
 pub(crate) struct Socket {
-    stream: TcpStream,
+    conn: Conn,
     name: String,
     /// Only the stage that opened the socket touches it.
     flow: RefCell<Flow>,
@@ -27,9 +52,9 @@ pub(crate) struct Socket {
 }
 
 impl Socket {
-    pub(crate) fn new(stream: TcpStream, name: String, flow: Flow, link: Arc<Link>) -> Socket {
+    pub(crate) fn new(conn: Conn, name: String, flow: Flow, link: Arc<Link>) -> Socket {
         Socket {
-            stream,
+            conn,
             name,
             flow: RefCell::new(flow),
             link,
@@ -37,7 +62,16 @@ impl Socket {
     }
 
     pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
-        self.stream.as_fd()
+        self.conn.as_fd()
+    }
+
+    /// An error on the connection, with the TLS pump's reason when it has one: the local end
+    /// of a tunnel only ever sees an end or a broken pipe.
+    pub(crate) fn explain(&self, error: anyhow::Error) -> anyhow::Error {
+        match self.conn.fault() {
+            Some(fault) => error.context(format!("TLS: {fault}")),
+            None => error,
+        }
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -65,6 +99,9 @@ impl Socket {
                 if let Some(digest) = receiving.digest() {
                     self.link.stats.digested(digest);
                 }
+                if let Some(fault) = self.conn.fault().filter(|_| !receiving.framed()) {
+                    anyhow::bail!("TLS: {fault}");
+                }
                 receiving.closed()
             }
             Flow::Sending(_) => Ok(()),
@@ -79,7 +116,7 @@ impl Socket {
         {
             return receiving.truncated();
         }
-        anyhow::Error::new(error)
+        self.explain(anyhow::Error::new(error))
     }
 
     /// Before a chunk of `len` bytes is written: its header. `false`: given up.
@@ -104,7 +141,7 @@ impl Socket {
                 if let Some(digest) = sending.digest() {
                     self.link.stats.digested(digest);
                 }
-                ended
+                ended.map_err(|e| self.explain(e))
             }
             Flow::Receiving(_) => Ok(()),
         }

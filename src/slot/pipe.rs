@@ -92,11 +92,12 @@ fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<us
 
 /// Tops a slot up with whatever more the input has ready right now, without waiting: the first
 /// splice already waited for data, so promptness is kept, and a fast producer fills whole slots.
-/// SPLICE_F_NONBLOCK only makes the pipe sides non-blocking; the input's own flags, shared with
-/// other processes, are left alone.
+/// SPLICE_F_NONBLOCK only makes the pipe sides non-blocking: a socket input would still wait
+/// for more data, holding back what the slot has, so the input is asked first whether it has
+/// any. The input's own flags, shared with other processes, are left alone.
 fn top_up(from: BorrowedFd<'_>, to: BorrowedFd<'_>, mut room: usize) -> usize {
     let mut moved = 0;
-    while room > 0 {
+    while room > 0 && readable_now(from) {
         match splice_with(
             from,
             to,
@@ -111,6 +112,16 @@ fn top_up(from: BorrowedFd<'_>, to: BorrowedFd<'_>, mut room: usize) -> usize {
         }
     }
     moved
+}
+
+fn readable_now(fd: BorrowedFd<'_>) -> bool {
+    let mut poll = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; a zero timeout never waits.
+    unsafe { libc::poll(&raw mut poll, 1, 0) == 1 && poll.revents & libc::POLLIN != 0 }
 }
 
 fn dev_null() -> io::Result<BorrowedFd<'static>> {

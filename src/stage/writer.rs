@@ -46,6 +46,16 @@ enum Written {
     Abandoned,
 }
 
+/// What a failed write to a socket adds to its error: how much went out before.
+#[derive(Debug)]
+pub(crate) struct Sent(pub(crate) u64);
+
+impl std::fmt::Display for Sent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes sent", self.0)
+    }
+}
+
 /// The writer never gives up on its own: it only stops when the queue closes.
 static NEVER: AtomicBool = AtomicBool::new(false);
 
@@ -162,9 +172,9 @@ impl<S: Outgoing> Writer<'_, S> {
     fn failed(&self, output: &Endpoint, error: io::Error) -> anyhow::Error {
         let error = anyhow::Error::new(error);
         match output {
-            Endpoint::Socket(_) => {
+            Endpoint::Socket(socket) => {
                 let sent = self.counters.totals().bytes;
-                error.context(format!("{sent} bytes sent"))
+                socket.explain(error).context(Sent(sent))
             }
             _ => error,
         }

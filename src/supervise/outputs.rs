@@ -4,6 +4,7 @@
 
 use crate::cli::SlowOutput;
 use crate::plan::Plan;
+use crate::stage::writer::Sent;
 use crate::supervise::message::StageExit;
 use crate::supervise::outcome::{Outcome, is_broken_pipe, reason};
 
@@ -16,6 +17,11 @@ pub(crate) enum WriterEnd {
     Detached(String),
     /// It failed: the run ends.
     Failed,
+}
+
+/// A write to a socket failed: its error says how much was sent (`stage/writer.rs`).
+fn sent_on_a_socket(error: &anyhow::Error) -> bool {
+    error.downcast_ref::<Sent>().is_some()
 }
 
 pub(crate) struct Outputs {
@@ -106,11 +112,12 @@ impl Outputs {
         self.failures().filter(|e| !is_broken_pipe(e))
     }
 
-    /// Closed outputs, with several: the status alone cannot tell which one it was.
+    /// Closed outputs, with several (the status alone cannot tell which one it was), and a
+    /// connection the peer closed (the line says how much was sent).
     pub(crate) fn closed(&self) -> impl Iterator<Item = &anyhow::Error> {
         let several = self.several();
         self.failures()
-            .filter(move |e| several && is_broken_pipe(e))
+            .filter(move |e| is_broken_pipe(e) && (several || sent_on_a_socket(e)))
     }
 
     fn failures(&self) -> impl Iterator<Item = &anyhow::Error> {

@@ -112,6 +112,8 @@ fn expectations() -> Vec<Expect> {
         // seq 1000000 writes 6888896 bytes.
         prints(r#"grep -o '"bytes_out"#, "\"bytes_out\":6888896\n"),
         prints("seq 100000 | bpipe -n 4 -b 4K", "100000\n"),
+        prints("cmp sent.bin received.bin && echo whole", "whole\n"),
+        prints("wc -l < from-socat.txt", "1000\n"),
         prints("drop-oldest -n 4 -b 4K", "1000000\n"),
         prints(
             "--metrics-file bpipe.prom --metrics-label job=demo",
