@@ -18,6 +18,8 @@ pub(crate) mod framed;
 pub(crate) mod listen;
 pub(crate) mod open;
 pub(crate) mod options;
+pub(crate) mod receive;
+pub(crate) mod send;
 pub(crate) mod socket;
 pub(crate) mod tls;
 pub(crate) mod wait;

@@ -12,8 +12,10 @@ use anyhow::Context;
 use crate::cli::Address;
 use crate::net::connect::{self, Dialed};
 use crate::net::frame::{Hello, Role, VERSION};
-use crate::net::framed::{self, Receiving, Sending};
+use crate::net::framed;
 use crate::net::listen::{Accepted, Listener};
+use crate::net::receive::Receiving;
+use crate::net::send::Sending;
 use crate::net::socket::{Conn, Flow, Socket};
 use crate::net::{Link, options};
 

@@ -10,7 +10,8 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 
 use crate::net::Link;
-use crate::net::framed::{Receiving, Sending};
+use crate::net::receive::Receiving;
+use crate::net::send::Sending;
 use crate::net::tls::Tunnel;
 
 /// The connection the stages read or write: the socket itself, or with TLS the plain end of a

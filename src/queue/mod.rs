@@ -567,18 +567,28 @@ mod tests {
     }
 
     #[test]
-    fn drop_oldest_keeps_the_freshest_whole_record_over_a_long_one() {
+    fn drop_oldest_prefers_a_newer_record_that_fits_the_queue() {
         let q = queue(2, usize::MAX, OnFull::DropOldest);
-        assert!(queued(q.push(whole(b"old\n"))));
+        assert!(queued(q.push(item(b"fre", true, false))));
+        assert!(queued(q.push(item(b"sh\n", false, true))));
+        // The queue is full of one record; the next fits the queue as well, so it is kept
+        // (whether it will fit is only known at its end: it is the freshest data).
+        assert!(queued(q.push(item(b"new", true, false))));
+        assert!(queued(q.push(item(b"er\n", false, true))));
+        assert_eq!(drain(&q), vec![b"new".to_vec(), b"er\n".to_vec()]);
+    }
+
+    #[test]
+    fn drop_oldest_keeps_the_freshest_whole_record_over_one_too_long_for_the_queue() {
+        let q = queue(4, 12, OnFull::DropOldest);
         assert!(queued(q.push(whole(b"fresh\n"))));
-        // The head of a long record may evict "old", never "fresh".
-        assert!(queued(q.push(item(b"l1", true, false))));
+        // Thirteen bytes can never be held by a twelve-byte queue: that record goes, whole.
         assert!(matches!(
-            q.push(item(b"l2", false, false)),
+            q.push(item(b"1234567890123", true, false)),
             Push::Dropped(_)
         ));
         assert!(matches!(
-            q.push(item(b"l3\n", false, true)),
+            q.push(item(b"0\n", false, true)),
             Push::Dropped(_)
         ));
         assert!(queued(q.push(whole(b"last\n"))));

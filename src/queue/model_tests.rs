@@ -144,14 +144,16 @@ proptest! {
     }
 
     #[test]
-    fn drop_oldest_always_delivers_a_last_record_that_fits_a_chunk(
+    fn drop_oldest_always_delivers_a_last_record_that_fits_the_queue(
         lens in prop::collection::vec(1usize..40, 1..60),
         takes in prop::collection::vec(any::<bool>(), 1..8),
         chunk in 6usize..16,
         limit in 1usize..6,
+        last in 0.0..1.0f64,
     ) {
         let mut lens = lens;
-        *lens.last_mut().unwrap() = chunk.min(8);
+        // From one byte to the whole queue (-n chunks of -b bytes).
+        *lens.last_mut().unwrap() = 6 + (last * (limit * chunk - 6) as f64) as usize;
         let run = run(OnFull::DropOldest, &lens, &takes, chunk, limit);
         let kept = output_records(&run.output, &lens);
         prop_assert_eq!(kept.last().copied(), Some(lens.len() - 1));

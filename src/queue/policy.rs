@@ -102,7 +102,8 @@ impl Admission {
                 OnFull::Drop if item.starts_record => return self.drop_item(item),
                 OnFull::Drop => return self.drop_current_record(item, storage, lane),
                 OnFull::DropOldest => {
-                    if self.evict_oldest_record(storage, lane, item.ends_record) {
+                    let newest_may_go = item.ends_record || self.record_may_fit(storage, &item);
+                    if self.evict_oldest_record(storage, lane, newest_may_go) {
                         continue;
                     }
                     if !item.starts_record {
@@ -162,17 +163,29 @@ impl Admission {
         }
     }
 
-    /// Drops the oldest whole record the consumer has not started on; with `keep_freshest`
-    /// false (the chunk offered does not end a record), never the newest whole one, which may
-    /// be all that gets through. Returns false when there is none to drop.
+    /// Whether the record `item` continues (or starts), with what of it is queued, could still
+    /// be held whole by an empty queue: while it could, it is the freshest data and may push
+    /// out the newest whole record; once it cannot, it will be dropped whole, and the newest
+    /// whole record is what gets through.
+    fn record_may_fit<P: Payload>(&self, storage: &Storage<P>, item: &Item<P>) -> bool {
+        let start = last_record_end(storage);
+        let queued: usize = (start..storage.len())
+            .filter_map(|i| storage.get(i).map(|queued| queued.len))
+            .sum();
+        storage.len() - start < self.max_chunks && queued + item.len <= self.max_bytes
+    }
+
+    /// Drops the oldest whole record the consumer has not started on; unless `newest_may_go`,
+    /// never the newest whole one, which may be all that gets through. Returns false when
+    /// there is none to drop.
     fn evict_oldest_record<P: Payload>(
         &mut self,
         storage: &mut Storage<P>,
         lane: &Lane,
-        offered_ends_record: bool,
+        newest_may_go: bool,
     ) -> bool {
         let whole = whole_records(storage, lane);
-        let candidates = if offered_ends_record {
+        let candidates = if newest_may_go {
             whole.len()
         } else {
             whole.len().saturating_sub(1)

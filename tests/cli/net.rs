@@ -559,3 +559,43 @@ fn a_checksum_asked_by_one_end_only_is_refused_by_both() {
         receiver.stderr
     );
 }
+
+#[test]
+fn one_stream_fans_out_to_two_receivers_and_a_file() {
+    let dir = scratch("net-fanout");
+    let (a, b) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let outs: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|n| dir.path(n).to_str().unwrap().to_string())
+        .collect();
+    let receivers = [
+        start(&["--listen", &a, "-o", &outs[0]]),
+        start(&["--listen", &b, "-o", &outs[1]]),
+    ];
+    let input = random_bytes(16 << 20, 8);
+    let sender = run(
+        &[
+            "--connect",
+            &a,
+            "--connect",
+            &b,
+            "-o",
+            &outs[2],
+            "--stats-format",
+            "json",
+        ],
+        &input,
+    );
+    assert_eq!(sender.code(), 0, "{}", sender.stderr);
+    for receiver in receivers {
+        let done = finish(receiver, Duration::from_secs(20));
+        assert_eq!(done.code(), 0, "{}", done.stderr);
+    }
+    for out in &outs {
+        assert!(std::fs::read(out).unwrap() == input, "{out} differs");
+    }
+    assert_eq!(sender.json().list("outputs").len(), 3);
+}

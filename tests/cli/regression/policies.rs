@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::time::Duration;
 
-use crate::util::{Running, TempDir, exit_within, poll, record, sh};
+use crate::util::{Running, TempDir, exit_within, mkfifo, poll, record, sh};
 
 /// Waits until bpipe has read `total` bytes, as its interval records tell.
 fn until_read(bpipe: &Running, total: usize) {
@@ -48,6 +48,49 @@ fn drop_oldest_delivers_the_record_after_a_long_one() {
     assert!(
         text.lines()
             .all(|l| l == "LAST" || l.parse::<u32>().is_ok() || l.len() == 100_000)
+    );
+}
+
+/// Records longer than half the queue: each new one must push out the whole one queued, or the
+/// consumer gets a stale record instead of the last (found in the audit of issue 9). The output
+/// is a FIFO opened once everything was read, so that the writer has started on no record.
+#[test]
+fn drop_oldest_delivers_the_last_of_records_longer_than_half_the_queue() {
+    let input: Vec<u8> = (1..=50)
+        .flat_map(|i| {
+            let mut record = format!("{i:02} ").into_bytes();
+            record.extend(long_record(200_000));
+            record
+        })
+        .collect();
+    let total = input.len();
+    let dir = TempDir::new("drop-oldest-long");
+    let fifo = mkfifo(&dir, "out");
+    let args = [
+        "-l",
+        "--on-full",
+        "drop-oldest",
+        "-n",
+        "4",
+        "-b",
+        "64KiB",
+        "-o",
+        &fifo,
+    ];
+    let json = ["-i", "10ms", "--stats-format", "json"];
+    let bpipe = Running::start(&[&args[..], &json].concat(), input, false);
+    until_read(&bpipe, total);
+    let mut text = String::new();
+    std::fs::File::open(&fifo)
+        .and_then(|mut f| f.read_to_string(&mut text))
+        .expect("read the FIFO");
+    let out = bpipe.finish(Vec::new());
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let firsts: Vec<&str> = text.lines().map(|l| &l[..2]).collect();
+    assert_eq!(firsts.last(), Some(&"50"), "{firsts:?}");
+    assert!(
+        text.lines().all(|l| l.len() == 200_003),
+        "whole records only"
     );
 }
 
