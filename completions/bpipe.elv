@@ -21,8 +21,8 @@ set edit:completion:arg-completer[bpipe] = {|@words|
         &'bpipe'= {
             cand -o 'Write to PATH (created or truncated) instead of standard output; - is standard output. Give it several times to send the stream to each: every output has its own lane of -n chunks (and -m bytes), sharing the chunks, not copying them, so with N outputs at most (N+1) x -n chunks exist. SPEC is PATH[,slow=POLICY][,rate=RATE], that output''s own --slow-output and --rate-limit; a comma in PATH is written twice. PATH may be tcp:HOST:PORT or tcp-listen:[ADDR:]PORT'
             cand --output 'Write to PATH (created or truncated) instead of standard output; - is standard output. Give it several times to send the stream to each: every output has its own lane of -n chunks (and -m bytes), sharing the chunks, not copying them, so with N outputs at most (N+1) x -n chunks exist. SPEC is PATH[,slow=POLICY][,rate=RATE], that output''s own --slow-output and --rate-limit; a comma in PATH is written twice. PATH may be tcp:HOST:PORT or tcp-listen:[ADDR:]PORT'
-            cand -b 'Chunk size: the most one read moves [1 byte to 1GiB]'
-            cand --chunk-size 'Chunk size: the most one read moves [1 byte to 1GiB]'
+            cand -b 'Chunk size: the most one read moves [1 byte to 1GiB]; 1MiB by default when an input or output is a TCP endpoint'
+            cand --chunk-size 'Chunk size: the most one read moves [1 byte to 1GiB]; 1MiB by default when an input or output is a TCP endpoint'
             cand -n 'Queue capacity in chunks'
             cand --chunks 'Queue capacity in chunks'
             cand -m 'Queue capacity in bytes; with -n, both bounds hold'

@@ -1,6 +1,6 @@
 # Generated from bpipe::cli::Cli by tests/cli/generated.rs: do not edit. Refresh with: BPIPE_REGENERATE=1 cargo test --test cli generated
 complete -c bpipe -s o -l output -d 'Write to PATH (created or truncated) instead of standard output; - is standard output. Give it several times to send the stream to each: every output has its own lane of -n chunks (and -m bytes), sharing the chunks, not copying them, so with N outputs at most (N+1) x -n chunks exist. SPEC is PATH[,slow=POLICY][,rate=RATE], that output\'s own --slow-output and --rate-limit; a comma in PATH is written twice. PATH may be tcp:HOST:PORT or tcp-listen:[ADDR:]PORT' -r -F
-complete -c bpipe -s b -l chunk-size -d 'Chunk size: the most one read moves [1 byte to 1GiB]' -r -f
+complete -c bpipe -s b -l chunk-size -d 'Chunk size: the most one read moves [1 byte to 1GiB]; 1MiB by default when an input or output is a TCP endpoint' -r -f
 complete -c bpipe -s n -l chunks -d 'Queue capacity in chunks' -r -f
 complete -c bpipe -s m -l max-buffer -d 'Queue capacity in bytes; with -n, both bounds hold' -r -f
 complete -c bpipe -l on-full -d 'What to do when the queue is full' -r -f -a "block\t'Stop reading until the writer frees room; nothing is lost'

@@ -111,7 +111,8 @@ pub struct Cli {
     #[arg(long, help_heading = IO)]
     pub no_splice: bool,
 
-    /// Chunk size: the most one read moves [1 byte to 1GiB].
+    /// Chunk size: the most one read moves [1 byte to 1GiB]; 1MiB by default when an input or
+    /// output is a TCP endpoint.
     #[arg(short = 'b', long, value_name = "SIZE", default_value = "64KiB",
           value_parser = units::parse_chunk_size, value_hint = ValueHint::Other, help_heading = BUFFERING)]
     pub chunk_size: usize,
@@ -228,6 +229,10 @@ pub struct Cli {
     /// Whether --on-full was given, rather than its default: --remote sends only what was.
     #[arg(skip)]
     pub on_full_given: bool,
+
+    /// Whether --chunk-size was given: a TCP endpoint's default is larger.
+    #[arg(skip)]
+    pub chunk_size_given: bool,
 }
 
 /// What this run of bpipe does.
@@ -291,6 +296,7 @@ impl Cli {
         let mut cli = Cli::from_arg_matches(&matches)?;
         cli.on_full_given =
             matches.value_source("on_full") == Some(ValueSource::CommandLine) || cli.drop;
+        cli.chunk_size_given = matches.value_source("chunk_size") == Some(ValueSource::CommandLine);
         cli.check()?;
         Ok(cli)
     }
