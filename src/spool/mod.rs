@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::OnFull;
 use crate::plan::Plan;
-use crate::queue::{Item, Queue, View};
+use crate::queue::{Item, Queue, Upstream, View};
 use crate::slot::Spill;
 use crate::stage::reader::Offer;
 use crate::supervise::message::Message;
@@ -71,6 +71,14 @@ impl<S: Spill> Offers<S> for Intake<S> {
 
     fn finish_input(&self) {
         Intake::finish_input(self);
+    }
+}
+
+impl<S: Spill> Upstream for Intake<S> {
+    fn holds_record_end(&self) -> bool {
+        self.spool
+            .as_ref()
+            .is_some_and(|s| s.lock().holds_record_end())
     }
 }
 
@@ -141,6 +149,8 @@ impl<S: Spill + 'static> Intake<S> {
             chunk_size,
         });
         if intake.spool.is_some() {
+            let upstream: Arc<dyn Upstream> = intake.clone();
+            queue.set_upstream(Arc::downgrade(&upstream));
             let replayer = Arc::clone(&intake);
             crate::stage::spawn("replayer", move || replay::run(&replayer))?;
         }

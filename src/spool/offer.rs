@@ -117,6 +117,7 @@ impl<S: Spill> Intake<S> {
                     TryPush::Queued => return Offer::Queued,
                     TryPush::Closed => return Offer::End(ReaderExit::Closed),
                     TryPush::Full(back) => item = back,
+                    TryPush::Dropped(slot) => return Offer::Dropped(slot),
                 }
                 queue_full = true;
                 ledger = spool.lock();
@@ -138,7 +139,13 @@ impl<S: Spill> Intake<S> {
                 }
                 Full::Again(back) => item = back,
                 Full::Dropped(slot) => return Offer::Dropped(slot),
-                Full::Rejected => return Offer::End(ReaderExit::Rejected),
+                Full::Rejected(began_before) => {
+                    drop(ledger);
+                    if began_before {
+                        self.queue.withdraw_open_record();
+                    }
+                    return Offer::End(ReaderExit::Rejected);
+                }
             }
         }
     }
@@ -178,7 +185,15 @@ impl<S: Spill> Intake<S> {
         }
         match written {
             Ok(()) if ledger.closed => Ok(Offer::End(ReaderExit::Closed)),
-            Ok(()) => Ok(Offer::Dropped(item.slot)),
+            Ok(()) => {
+                // The queue may hold this record's head back from the writer until now.
+                let record_end = spool.delimiter.is_some() && item.ends_record;
+                drop(ledger);
+                if record_end {
+                    self.queue.record_end_arrived();
+                }
+                Ok(Offer::Dropped(item.slot))
+            }
             Err(error) => {
                 ledger.usable = false;
                 let error = anyhow::Error::new(error).context(spool.file.name());
@@ -235,20 +250,37 @@ mod tests {
         format!("{i:0100}").into_bytes()
     }
 
-    /// An intake on a queue of two chunks, with a spool of `max` bytes.
-    fn intake(max: &str, policy: &str) -> (Arc<Queue<MemSlot>>, Arc<Intake<MemSlot>>) {
+    /// An intake on a queue of two chunks, with a spool of `max` bytes; `extra` flags after.
+    fn intake_with(
+        max: &str,
+        policy: &str,
+        extra: &[&str],
+    ) -> (Arc<Queue<MemSlot>>, Arc<Intake<MemSlot>>) {
         let dir = std::env::temp_dir().to_string_lossy().into_owned();
-        let plan = plan(&["--spool", &dir, "--spool-max", max, "--on-full", policy]);
+        let args = ["--spool", &dir, "--spool-max", max, "--on-full", policy];
+        let plan = plan(&[&args[..], extra].concat());
         let limits = Limits {
             chunks: 2,
             bytes: usize::MAX,
             slots: 5,
-            delimiter: None,
+            delimiter: plan.data_path.delimiter(),
         };
         let queue = Arc::new(Queue::new(limits, plan.policy, crate::clock::system()));
         let (tx, _rx) = mpsc::channel();
         let intake = Intake::start(&plan, &queue, None, 128, &tx);
         (queue, intake.unwrap().unwrap())
+    }
+
+    fn intake(max: &str, policy: &str) -> (Arc<Queue<MemSlot>>, Arc<Intake<MemSlot>>) {
+        intake_with(max, policy, &[])
+    }
+
+    fn piece(data: &[u8], starts: bool, ends: bool) -> Item<MemSlot> {
+        Item {
+            starts_record: starts,
+            ends_record: ends,
+            ..item(data)
+        }
     }
 
     fn drain(queue: &Queue<MemSlot>) -> Vec<Vec<u8>> {
@@ -299,6 +331,33 @@ mod tests {
         intake.finish_input();
         let kept: Vec<Vec<u8>> = [0, 1].into_iter().chain(95..100).map(chunk).collect();
         assert_eq!(drain(&queue), kept);
+    }
+
+    /// The record's head is queued, its middle spooled, and the spool is full: the rejection
+    /// withdraws the head from the queue too, and only the whole record before it is written.
+    #[test]
+    fn fail_in_line_mode_withdraws_a_record_from_the_queue_and_the_spool() {
+        let (queue, intake) = intake_with("300", "fail", &["-l"]);
+        assert!(matches!(intake.offer(item(b"whole\n")), Offer::Queued));
+        assert!(matches!(
+            intake.offer(piece(&chunk(0), true, false)),
+            Offer::Queued
+        ));
+        for i in 1..4 {
+            assert!(matches!(
+                intake.offer(piece(&chunk(i), false, false)),
+                Offer::Dropped(_)
+            ));
+        }
+        assert!(matches!(
+            intake.offer(piece(&chunk(4), false, false)),
+            Offer::End(ReaderExit::Rejected)
+        ));
+        intake.finish_input();
+        assert_eq!(drain(&queue), vec![b"whole\n".to_vec()]);
+        let view = intake.amend(queue.view());
+        assert_eq!((view.drops.bytes, view.drops.records), (500, 1));
+        assert_eq!((view.spool.held, view.bytes), (0, 0));
     }
 
     #[test]

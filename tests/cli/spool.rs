@@ -541,3 +541,102 @@ fn every_spool_key_is_in_every_record() {
         assert!(exit.has(key), "{key}: {exit:?}");
     }
 }
+
+/// Lines of 32 bytes, numbered, `count` of them: whole records the test can recognise.
+fn short_lines(count: usize) -> Vec<u8> {
+    (0..count)
+        .flat_map(|i| format!("{i:07} {}\n", "w".repeat(23)).into_bytes())
+        .collect()
+}
+
+/// `--on-full fail` in line mode through a spool: a record whose head is in the queue and whose
+/// rest filled the spool is rejected whole. Its head is withdrawn from the queue as its rest is
+/// from the spool, so the consumer gets the whole records before it and nothing of it, and the
+/// record's accepted bytes count as dropped, not unsent. The writer is held (--start-at eof)
+/// until the rejection, so where the record lies does not depend on the consumer's pace.
+#[test]
+fn fail_in_line_mode_withdraws_a_record_begun_in_the_queue_whole() {
+    let dir = TempDir::new("spool-fail-lines");
+    let whole = short_lines(1000);
+    let mut input = whole.clone();
+    input.extend(std::iter::repeat_n(b'x', 300 << 10));
+    input.push(b'\n');
+    let args = [
+        "-l",
+        "-b",
+        "4KiB",
+        "-m",
+        "64KiB",
+        "-n",
+        "1000",
+        "--spool",
+        dir.0.to_str().unwrap(),
+        "--spool-max",
+        "32KiB",
+        "--on-full",
+        "fail",
+        "--start-at",
+        "eof",
+        "--stats-format",
+        "json",
+    ];
+    let out = run(&args, &input);
+    assert_eq!(out.code(), 3, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("bpipe: input rejected: "),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout == whole,
+        "not the whole records before the rejected one: {} bytes out of {}",
+        out.stdout.len(),
+        whole.len()
+    );
+    let exit = record(&out.stderr, "exit");
+    assert_accounts(&exit);
+    assert_eq!(exit.u64("records_dropped"), 1, "{exit:?}");
+    assert_eq!(exit.u64("bytes_unsent"), 0, "{exit:?}");
+    assert_eq!(
+        exit.u64("bytes_dropped"),
+        exit.u64("bytes_in") - whole.len() as u64,
+        "{exit:?}"
+    );
+    // The record's head filled the queue behind the whole records, its rest the spool.
+    assert!(exit.u64("bytes_dropped") > (32 + 32) << 10, "{exit:?}");
+}
+
+/// `--on-full fail` in line mode holds a record back from the consumer until it is whole in the
+/// buffer; with a spool, the buffer is the queue and the spool: a record longer than the queue
+/// whose end is spooled gets through, instead of waiting for an end the queue has no room for.
+#[test]
+fn fail_in_line_mode_lets_a_record_longer_than_the_queue_through_the_spool() {
+    let dir = TempDir::new("spool-fail-long");
+    let mut input = b"first\n".to_vec();
+    input.extend(std::iter::repeat_n(b'x', 256 << 10));
+    input.extend_from_slice(b"\nlast\n");
+    let args = [
+        "-l",
+        "-b",
+        "4KiB",
+        "-m",
+        "64KiB",
+        "-n",
+        "1000",
+        "--spool",
+        dir.0.to_str().unwrap(),
+        "--spool-max",
+        "1MiB",
+        "--on-full",
+        "fail",
+        "--stats-format",
+        "json",
+    ];
+    let out = run(&args, &input);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(out.stdout == input, "bytes differ");
+    let exit = record(&out.stderr, "exit");
+    assert_accounts(&exit);
+    assert_eq!(exit.u64("bytes_dropped"), 0, "{exit:?}");
+    assert!(exit.u64("bytes_spooled") > 0, "{exit:?}");
+}
