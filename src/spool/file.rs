@@ -10,13 +10,14 @@
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use anyhow::Context;
 
 use crate::io::name::quoted;
 use crate::slot::Spill;
+use crate::slot::read_back::Spares;
 use crate::spool::sys;
 
 /// How much disk is reserved at a time.
@@ -30,8 +31,8 @@ pub(crate) struct SpoolFile {
     reserved: AtomicU64,
     /// The file system reserves space (fallocate works on it).
     reserves: AtomicBool,
-    /// What a slot that is not memory itself (a pipe) is read back through.
-    bounce: Mutex<Vec<u8>>,
+    /// Buffers that pipe slots hold chunks read back in.
+    spares: Arc<Spares>,
 }
 
 /// The pieces of the file that `len` bytes at position `pos` occupy: one, or two when they wrap.
@@ -52,7 +53,7 @@ impl SpoolFile {
             capacity,
             reserved: AtomicU64::new(0),
             reserves: AtomicBool::new(true),
-            bounce: Mutex::new(Vec::new()),
+            spares: Arc::default(),
         })
     }
 
@@ -114,11 +115,11 @@ impl SpoolFile {
 
     /// Appends the `len` bytes at position `pos` to `slot`.
     pub(crate) fn read<S: Spill>(&self, slot: &mut S, pos: u64, len: usize) -> io::Result<()> {
-        let mut bounce = self.bounce.lock().unwrap_or_else(|e| e.into_inner());
         for (at, piece) in pieces(self.capacity, pos, len) {
             let mut done = 0;
             while done < piece {
-                match slot.refill(self.fd.as_fd(), at + done as u64, piece - done, &mut bounce) {
+                let fd = self.fd.as_fd();
+                match slot.refill(fd, at + done as u64, piece - done, &self.spares) {
                     Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
                     Ok(n) => done += n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

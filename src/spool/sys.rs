@@ -90,6 +90,24 @@ pub(crate) fn pread(fd: BorrowedFd<'_>, buf: &mut [u8], at: u64) -> io::Result<u
     check(unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), at) })
 }
 
+/// One pread(2) of at most `max` bytes from `at`, appended to `buf` without zeroing the room
+/// first: the kernel fills it, and only what it filled becomes part of `buf`.
+pub(crate) fn pread_append(
+    fd: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    max: usize,
+    at: u64,
+) -> io::Result<usize> {
+    let at = offset(at)?;
+    buf.reserve(max);
+    let room = buf.spare_capacity_mut();
+    // SAFETY: `room` is valid for writes of `max` bytes, its length at least that after reserve.
+    let n = check(unsafe { libc::pread(fd.as_raw_fd(), room.as_mut_ptr().cast(), max, at) })?;
+    // SAFETY: pread initialised the first `n` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
 /// One splice(2) of at most `len` bytes from a pipe into the file at `at`.
 pub(crate) fn splice_to_file(
     pipe: BorrowedFd<'_>,

@@ -10,6 +10,7 @@ use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::fanout::assert_fanout_accounts;
 use crate::policies::assert_whole_blocks_in_order;
 use crate::util::{
     Json, Running, TempDir, assert_accounts, exit_within, random_bytes, record, records,
@@ -639,4 +640,42 @@ fn fail_in_line_mode_lets_a_record_longer_than_the_queue_through_the_spool() {
     assert_accounts(&exit);
     assert_eq!(exit.u64("bytes_dropped"), 0, "{exit:?}");
     assert!(exit.u64("bytes_spooled") > 0, "{exit:?}");
+}
+
+/// Chunks read back from the spool are written from memory on the splice path: with two outputs
+/// each gets all of them, in order, whichever path.
+#[test]
+fn every_output_gets_the_spooled_stream_whole() {
+    let input = random_bytes(8 << 20, 18);
+    for path in [&[][..], &["--no-splice"][..]] {
+        let dir = TempDir::new("spool-fanout");
+        let copy = dir.path("copy");
+        let common = [
+            "-n",
+            "2",
+            "--spool",
+            dir.0.to_str().unwrap(),
+            "--spool-max",
+            "64MiB",
+            "-o",
+            copy.to_str().unwrap(),
+            "-o",
+            "-",
+            "--stats-format",
+            "json",
+        ];
+        let args = [&common[..], path].concat();
+        let mut bp = Running::start(&args, input.clone(), false);
+        let received = bp.read_slowly(usize::MAX, 16 << 20);
+        let out = bp.finish(received);
+        assert_eq!(out.code(), 0, "{path:?}: {}", out.stderr);
+        assert!(out.stdout == input, "{path:?}: standard output differs");
+        assert!(
+            std::fs::read(&copy).unwrap() == input,
+            "{path:?}: the copy differs"
+        );
+        let exit = record(&out.stderr, "exit");
+        assert_fanout_accounts(&exit);
+        assert!(exit.u64("bytes_spooled") > 0, "{path:?}: {exit:?}");
+    }
 }
