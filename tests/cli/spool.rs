@@ -514,7 +514,9 @@ fn the_end_of_the_input_or_start_after_starts_the_writer() {
     bp.close_stdin();
     let out = bp.finish(Vec::new());
     assert_eq!(out.code(), 0, "{}", out.stderr);
-    // The writer was held from when it was ready until --start-after.
+    // The writer was held from when it was ready until --start-after: most of the 300 ms, and
+    // more on a loaded machine, where the writer wakes late (0.36 s seen with two busy loops on
+    // two cores), so the upper bound is a generous one.
     let held: f64 = out
         .stderr
         .split("start held ")
@@ -522,7 +524,7 @@ fn the_end_of_the_input_or_start_after_starts_the_writer() {
         .and_then(|rest| rest.split('s').next())
         .and_then(|secs| secs.parse().ok())
         .unwrap_or_else(|| panic!("no 'start held' in {}", out.stderr));
-    assert!((0.15..=0.35).contains(&held), "{}", out.stderr);
+    assert!((0.15..=1.0).contains(&held), "{}", out.stderr);
 }
 
 #[test]
