@@ -8,7 +8,7 @@
 //! under the slot, or under the consumer's pipe after it.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -106,6 +106,40 @@ impl SpoolFile {
                         moved += n;
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return (moved, Err(e)),
+                }
+            }
+        }
+        (moved, Ok(()))
+    }
+
+    /// Moves at most `len` bytes that the pipe `input` holds now to position `pos`, stopping
+    /// when it is empty: how many moved (0 at the end of the input), which are in the file even
+    /// when an error stopped the rest. `WouldBlock` when the pipe held nothing.
+    pub(crate) fn take_from(
+        &self,
+        input: BorrowedFd<'_>,
+        pos: u64,
+        len: usize,
+    ) -> (usize, io::Result<()>) {
+        let mut moved = 0;
+        for (at, piece) in pieces(self.capacity, pos, len) {
+            if let Err(e) = self.reserve(at + piece as u64) {
+                return (moved, Err(e));
+            }
+            let mut done = 0;
+            while done < piece {
+                let fd = self.fd.as_fd();
+                match sys::splice_ready_to_file(input, fd, at + done as u64, piece - done) {
+                    Ok(0) => return (moved, Ok(())),
+                    Ok(n) => {
+                        done += n;
+                        moved += n;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && moved > 0 => {
+                        return (moved, Ok(()));
+                    }
                     Err(e) => return (moved, Err(e)),
                 }
             }

@@ -11,6 +11,8 @@
 //! When the spool is full, `--on-full` applies (`ledger.rs`); when it fails (a full disk, EIO),
 //! it is said once, nothing more is spooled, and what it holds is still replayed.
 
+use std::io;
+use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -25,6 +27,8 @@ use ledger::Ledger;
 use marks::{Gate, Levels, Resume};
 use store::Spool;
 
+mod direct;
+pub(crate) use direct::GULP;
 pub(crate) mod file;
 mod index;
 mod ledger;
@@ -60,6 +64,10 @@ pub(crate) trait Offers<S>: Send + Sync {
     /// Offers a chunk the reader filled; a slot that comes back is the reader's to read into.
     fn offer(&self, item: Item<S>) -> Offer<S>;
 
+    /// Moves what the pipe `input` holds, up to `max` bytes, straight into the spool while the
+    /// reader's chunks would go there anyway: how many, or `None` to go chunk by chunk.
+    fn spool_from(&self, input: BorrowedFd<'_>, max: usize) -> Option<io::Result<usize>>;
+
     /// The reader is done.
     fn finish_input(&self);
 }
@@ -67,6 +75,10 @@ pub(crate) trait Offers<S>: Send + Sync {
 impl<S: Spill> Offers<S> for Intake<S> {
     fn offer(&self, item: Item<S>) -> Offer<S> {
         Intake::offer(self, item)
+    }
+
+    fn spool_from(&self, input: BorrowedFd<'_>, max: usize) -> Option<io::Result<usize>> {
+        Intake::spool_from(self, input, max)
     }
 
     fn finish_input(&self) {

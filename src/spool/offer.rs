@@ -13,7 +13,6 @@ use crate::spool::index::Entry;
 use crate::spool::ledger::{Full, Ledger};
 use crate::spool::store::Spool;
 use crate::stage::reader::{Offer, ReaderExit};
-use crate::supervise::outcome::error_line;
 
 impl<S: Spill> Intake<S> {
     fn policy(&self) -> OnFull {
@@ -55,7 +54,7 @@ impl<S: Spill> Intake<S> {
 
     /// After the buffer filled, waits until it has drained to `--resume-at`. The spool is
     /// looked at under the queue's lock (the one place the two locks nest, in this order).
-    fn await_resume(&self) {
+    pub(super) fn await_resume(&self) {
         let Some(resume) = &self.resume else {
             return;
         };
@@ -69,7 +68,7 @@ impl<S: Spill> Intake<S> {
     }
 
     /// Opens the gate once the buffer holds `--start-at`.
-    fn look_at_start(&self) {
+    pub(super) fn look_at_start(&self) {
         let Some(gate) = &self.gate else {
             return;
         };
@@ -176,12 +175,7 @@ impl<S: Spill> Intake<S> {
                 ends_record: item.ends_record && whole,
                 records: if whole { records } else { 0 },
             };
-            ledger.spooled += moved as u64;
-            match ledger.closed {
-                true => ledger.discarded += moved as u64,
-                false => ledger.index.push(entry),
-            }
-            spool.wake_replayer(&ledger);
+            spool.add(&mut ledger, entry);
         }
         match written {
             Ok(()) if ledger.closed => Ok(Offer::End(ReaderExit::Closed)),
@@ -195,14 +189,7 @@ impl<S: Spill> Intake<S> {
                 Ok(Offer::Dropped(item.slot))
             }
             Err(error) => {
-                ledger.usable = false;
-                let error = anyhow::Error::new(error).context(spool.file.name());
-                let line = format!(
-                    "{}; applying --on-full {}",
-                    error_line(&error),
-                    ledger.policy.name()
-                );
-                spool.tell(line, false);
+                spool.give_up(&mut ledger, error);
                 item.len -= moved;
                 item.starts_record &= moved == 0;
                 Err((item, ledger))
@@ -212,7 +199,7 @@ impl<S: Spill> Intake<S> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::cli::Cli;
     use crate::plan::Plan;
@@ -237,7 +224,7 @@ mod tests {
         slot
     }
 
-    fn item(data: &[u8]) -> Item<MemSlot> {
+    pub(crate) fn item(data: &[u8]) -> Item<MemSlot> {
         Item {
             len: data.len(),
             slot: slot(data),
@@ -246,7 +233,7 @@ mod tests {
         }
     }
 
-    fn chunk(i: usize) -> Vec<u8> {
+    pub(crate) fn chunk(i: usize) -> Vec<u8> {
         format!("{i:0100}").into_bytes()
     }
 
@@ -271,7 +258,7 @@ mod tests {
         (queue, intake.unwrap().unwrap())
     }
 
-    fn intake(max: &str, policy: &str) -> (Arc<Queue<MemSlot>>, Arc<Intake<MemSlot>>) {
+    pub(crate) fn intake(max: &str, policy: &str) -> (Arc<Queue<MemSlot>>, Arc<Intake<MemSlot>>) {
         intake_with(max, policy, &[])
     }
 
@@ -283,7 +270,7 @@ mod tests {
         }
     }
 
-    fn drain(queue: &Queue<MemSlot>) -> Vec<Vec<u8>> {
+    pub(crate) fn drain(queue: &Queue<MemSlot>) -> Vec<Vec<u8>> {
         let (mut out, mut emptied) = (Vec::new(), None);
         while let Some(item) = queue.pop(emptied.take()) {
             out.push(item.slot.data().to_vec());

@@ -115,6 +115,27 @@ pub(crate) fn splice_to_file(
     at: u64,
     len: usize,
 ) -> io::Result<usize> {
+    splice_with(pipe, file, at, len, libc::SPLICE_F_MOVE)
+}
+
+/// As `splice_to_file`, of what the pipe holds now: `WouldBlock` when it is empty.
+pub(crate) fn splice_ready_to_file(
+    pipe: BorrowedFd<'_>,
+    file: BorrowedFd<'_>,
+    at: u64,
+    len: usize,
+) -> io::Result<usize> {
+    let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK;
+    splice_with(pipe, file, at, len, flags)
+}
+
+fn splice_with(
+    pipe: BorrowedFd<'_>,
+    file: BorrowedFd<'_>,
+    at: u64,
+    len: usize,
+    flags: libc::c_uint,
+) -> io::Result<usize> {
     let mut at = offset(at)?;
     // SAFETY: both descriptors are open; the file's offset is ours and not advanced.
     check(unsafe {
@@ -124,7 +145,7 @@ pub(crate) fn splice_to_file(
             file.as_raw_fd(),
             &mut at,
             len,
-            libc::SPLICE_F_MOVE,
+            flags,
         )
     })
 }
