@@ -18,9 +18,9 @@
 # and in each round, in the same DIR, `dd if=/dev/zero of=DIR/f bs=1M` and
 # `dd if=DIR/f of=/dev/null bs=1M`: how fast DIR takes and gives bytes.
 #
-# The spool run also writes its stats every 20 ms (--stats-file): its write rate is what it
-# spooled while the input lasted, over that time; its replay rate is what the spool held when the
-# consumer woke, over the time until it was empty.
+# The spool run also writes its stats every 20 ms (--stats-file): its write rate is how fast
+# bytes_spooled grew while the input lasted, its replay rate how fast spool_bytes fell once the
+# consumer woke, each between two records inside that stretch.
 #
 # Targets (issue 12), printed with PASS or FAIL from the medians:
 #   total time of the spool run        <= 1.2 x the in-memory run
@@ -152,29 +152,28 @@ checked() { # id n what -> 0 if statuses and the byte count are right
     fi
 }
 
-# rates STATS -> "WRITE_BPS REPLAY_BPS" from the spool run's records.
+# rates STATS -> "WRITE_BPS REPLAY_BPS" from the spool run's records. Each rate is a slope between
+# two records taken while the spool was being written (or replayed): records around the start or
+# the end would add up to an interval's worth of time that was not spent on it.
 rates() {
     python3 - "$1" "$BYTES" <<'EOF'
 import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 recs = [r for r in recs if "bytes_spooled" in r]
 total = int(sys.argv[2])
-spooling = [r for r in recs if r["bytes_spooled"] > 0]
-read_all = [r for r in recs if r["bytes_in"] >= total]
-if not spooling or not read_all or read_all[0]["elapsed_s"] <= spooling[0]["elapsed_s"]:
-    print("0 0")
-    sys.exit()
-w0, w1 = spooling[0], read_all[0]
-write = (w1["bytes_spooled"] - w0["bytes_spooled"]) / (w1["elapsed_s"] - w0["elapsed_s"])
-# The consumer wakes when bytes_out grows again after the first second.
+def slope(a, b, key):
+    if b["elapsed_s"] <= a["elapsed_s"]:
+        return 0
+    return abs(b[key] - a[key]) / (b["elapsed_s"] - a["elapsed_s"])
+# Written: from the first record with something spooled to the last before all was read.
+spooling = [r for r in recs if r["bytes_spooled"] > 0 and r["bytes_in"] < total]
+write = slope(spooling[0], spooling[-1], "bytes_spooled") if spooling else 0
+# Replayed: from the first record after the consumer woke (bytes_out grows again after the first
+# second) to the last with something still spooled.
 woke = next((i for i in range(1, len(recs))
              if recs[i]["elapsed_s"] > 1 and recs[i]["bytes_out"] > recs[i - 1]["bytes_out"]), None)
-replay = 0
-if woke is not None:
-    r0 = recs[woke - 1]
-    r1 = next((r for r in recs[woke:] if r["spool_bytes"] == 0), None)
-    if r1 is not None and r1["elapsed_s"] > r0["elapsed_s"]:
-        replay = r0["spool_bytes"] / (r1["elapsed_s"] - r0["elapsed_s"])
+replaying = [r for r in recs[woke:] if r["spool_bytes"] > 0] if woke is not None else []
+replay = slope(replaying[0], replaying[-1], "spool_bytes") if replaying else 0
 print(f"{write:.0f} {replay:.0f}")
 EOF
 }

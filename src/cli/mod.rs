@@ -326,15 +326,6 @@ impl Cli {
                  drop --burst, or use --rate-unit bytes",
             ));
         }
-        // `fail` promises whole records only; a record split between the queue and the spool
-        // cannot be withdrawn from both yet.
-        if self.spool.spool.is_some() && self.line_mode() && self.policy() == OnFull::Fail {
-            return Err(Cli::command().error(
-                clap::error::ErrorKind::ArgumentConflict,
-                "--on-full fail with --lines cannot keep its whole-record promise through \
-                 --spool: use another policy, or no spool",
-            ));
-        }
         self.check_net()
     }
 
@@ -418,24 +409,6 @@ mod tests {
             line.ends_with("[possible values: block, drop, drop-oldest, fail]"),
             "{line}"
         );
-    }
-
-    #[test]
-    fn fail_in_line_mode_refuses_a_spool() {
-        let spooled = |extra: &[&'static str]| {
-            let base = [
-                "bpipe",
-                "--on-full",
-                "fail",
-                "--spool",
-                "/tmp",
-                "--spool-max",
-                "1M",
-            ];
-            Cli::try_parse_checked(base.iter().chain(extra).copied().collect::<Vec<_>>())
-        };
-        assert!(spooled(&["-l"]).is_err());
-        assert!(spooled(&[]).is_ok());
     }
 
     #[test]

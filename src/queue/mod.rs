@@ -8,7 +8,7 @@
 //! uncontended lock per chunk and side.
 
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use crate::cli::OnFull;
@@ -28,7 +28,7 @@ pub(crate) use policy::Drops;
 use policy::{Admission, Decision};
 use storage::{Lane, Storage};
 use sync::{Clocked, Side, Sync, Waits};
-pub(crate) use tier::TryPush;
+pub(crate) use tier::{TryPush, Upstream};
 
 /// What the queue needs to know of a slot.
 pub(crate) trait Payload: Send {
@@ -136,6 +136,8 @@ pub(crate) struct Queue<P> {
     sync: Sync<State<P>>,
     /// Rung when a chunk is queued or the input ends, for a consumer of several queues.
     bell: Option<Arc<Bell>>,
+    /// A tier in front (the spool), asked whether it holds a record end.
+    upstream: OnceLock<Weak<dyn Upstream>>,
 }
 
 impl<P: Payload> Queue<P> {
@@ -156,6 +158,7 @@ impl<P: Payload> Queue<P> {
             limits,
             sync: Sync::new(state, clock),
             bell: None,
+            upstream: OnceLock::new(),
         }
     }
 
@@ -349,13 +352,15 @@ impl<P: Payload> Queue<P> {
     }
 
     /// Whether the consumer may take the front chunk now: always, unless the policy holds
-    /// records back until they are whole and the front one is not yet.
+    /// records back until they are whole in the buffer (the queue, or the tier in front for
+    /// its end) and the front one is not yet.
     fn may_take(&self, state: &State<P>) -> bool {
         !state.admission.holds_partial_records()
             || state.input_done
             || state.lane.inside_record
             || (0..state.storage.len())
                 .any(|i| state.storage.get(i).is_some_and(|item| item.ends_record))
+            || self.record_end_upstream()
     }
 
     pub(crate) fn view(&self) -> View {

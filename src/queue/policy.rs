@@ -69,10 +69,11 @@ impl Admission {
             .map_or(0, |d| item.slot.records(d, item.ends_record));
     }
 
-    fn drop_item<P: Payload>(&mut self, item: Item<P>) -> Decision<P> {
+    /// Drops and counts `item`, and the rest of its record after it; the slot is the reader's.
+    fn drop_item<P: Payload>(&mut self, item: Item<P>) -> P {
         self.dropping_record = !item.ends_record;
         self.count_drop(&item);
-        Decision::Dropped(item.slot)
+        item.slot
     }
 
     pub(super) fn fits<P: Payload>(&self, storage: &Storage<P>, len: usize) -> bool {
@@ -92,14 +93,16 @@ impl Admission {
         loop {
             // Also after a withdrawal that took the head of the record this chunk continues.
             if self.dropping_record {
-                return self.drop_item(item);
+                return Decision::Dropped(self.drop_item(item));
             }
             if self.fits(storage, item.len) {
                 return Decision::Admit(item);
             }
             match self.policy {
                 OnFull::Block => return Decision::Wait(item),
-                OnFull::Drop if item.starts_record => return self.drop_item(item),
+                OnFull::Drop if item.starts_record => {
+                    return Decision::Dropped(self.drop_item(item));
+                }
                 OnFull::Drop => return self.drop_current_record(item, storage, lane),
                 OnFull::DropOldest => {
                     let newest_may_go = item.ends_record || self.record_may_fit(storage, &item);
@@ -114,7 +117,7 @@ impl Admission {
                     if item.ends_record {
                         return Decision::Wait(item);
                     }
-                    return self.drop_item(item);
+                    return Decision::Dropped(self.drop_item(item));
                 }
                 OnFull::Fail => {
                     self.count_drop(&item);
@@ -137,6 +140,30 @@ impl Admission {
         self.policy == OnFull::Fail && self.delimiter.is_some()
     }
 
+    /// Under `fail`, a tier in front rejected a chunk that continues the record whose head is
+    /// here: the head is withdrawn as `admit` would (unless the consumer is writing it), and a
+    /// piece of that record still on its way from the tier is dropped on arrival.
+    pub(crate) fn withdraw_open_record<P: Payload>(
+        &mut self,
+        storage: &mut Storage<P>,
+        lane: &Lane,
+    ) {
+        if writer_in_current_record(storage, lane) {
+            return;
+        }
+        self.withdraw_current_record(storage);
+        self.dropping_record = true;
+    }
+
+    /// A chunk from a tier in front, dropped and counted if it continues a record dropped or
+    /// withdrawn here, as `admit` would; handed back otherwise.
+    pub(crate) fn drop_continuation<P: Payload>(&mut self, item: Item<P>) -> Result<P, Item<P>> {
+        if !self.dropping_record {
+            return Err(item);
+        }
+        Ok(self.drop_item(item))
+    }
+
     /// `item` continues a record that cannot be kept whole: drop it with the record's queued
     /// head, unless the consumer is already writing that record.
     fn drop_current_record<P: Payload>(
@@ -149,7 +176,7 @@ impl Admission {
             return Decision::Wait(item);
         }
         self.withdraw_current_record(storage);
-        self.drop_item(item)
+        Decision::Dropped(self.drop_item(item))
     }
 
     /// Removes the queued head of the record the reader is still sending, counting it dropped.

@@ -38,7 +38,11 @@ impl SideCounters {
     }
 
     pub(crate) fn chunk(&self) {
-        add(&self.chunks, 1);
+        self.chunks(1);
+    }
+
+    pub(crate) fn chunks(&self, count: u64) {
+        add(&self.chunks, count);
     }
 
     /// Time the rate limit held this side back. The limiter adds each slice of a wait as it

@@ -4,9 +4,11 @@ use std::alloc::{self, Layout};
 use std::io;
 use std::os::fd::BorrowedFd;
 use std::ptr;
+use std::sync::Arc;
 
 use crate::io::sys;
 use crate::queue::Payload;
+use crate::slot::read_back::Spares;
 use crate::slot::{Outgoing, Share, Slot, Spill};
 use crate::spool::sys as spool_sys;
 
@@ -111,7 +113,7 @@ impl Spill for MemSlot {
         file: BorrowedFd<'_>,
         at: u64,
         max: usize,
-        _: &mut Vec<u8>,
+        _: &Arc<Spares>,
     ) -> io::Result<usize> {
         let end = self.buf.len().min(self.len + max);
         let n = spool_sys::pread(file, &mut self.buf[self.len..end], at)?;

@@ -3,12 +3,15 @@
 
 use std::io;
 use std::os::fd::BorrowedFd;
+use std::sync::Arc;
 
 use crate::queue::Payload;
+use read_back::Spares;
 
 pub(crate) mod fanned;
 pub(crate) mod memory;
 pub(crate) mod pipe;
+pub(crate) mod read_back;
 pub(crate) mod ring;
 
 /// What the writer needs of what it writes: a slot of its own, or one output's share of a slot
@@ -63,21 +66,21 @@ pub(crate) trait Slot: Outgoing + Sized {
 
 /// A slot whose bytes can go to a spool file and come back (`crate::spool`), at offsets and
 /// without a memory map: out with pwrite, or splice for a pipe (no copy through bpipe's memory);
-/// back with pread, copied: a pipe refilled by splice would share the file's pages, and the
-/// spool writes over them when its ring comes round.
+/// back with pread into memory, copied: a pipe refilled by splice would share the file's pages,
+/// and the spool writes over them when its ring comes round.
 pub(crate) trait Spill: Slot {
     /// One call moving at most `max` of the unsent bytes into `file` at `at`; the bytes moved
     /// are no longer the slot's.
     fn spill(&mut self, file: BorrowedFd<'_>, at: u64, max: usize) -> io::Result<usize>;
 
-    /// One read appending at most `max` bytes from `file` at `at`, through `bounce` where the
-    /// slot is not memory itself (a pipe).
+    /// One read appending at most `max` bytes from `file` at `at`; a slot that is not memory
+    /// itself (a pipe) holds them in a buffer from `spares`.
     fn refill(
         &mut self,
         file: BorrowedFd<'_>,
         at: u64,
         max: usize,
-        bounce: &mut Vec<u8>,
+        spares: &Arc<Spares>,
     ) -> io::Result<usize>;
 }
 

@@ -4,24 +4,30 @@
 //! Each stream falls back to read/write on its own the first time the kernel refuses to splice
 //! it (`EINVAL` for an `O_APPEND` output or a terminal, `ENOSYS`, `EOPNOTSUPP`): the slot pipe
 //! is then filled with `write` or drained with `read`, and the queue never notices.
+//!
+//! A chunk read back from the spool is held in memory instead of the pipe (`read_back.rs`).
 
 use std::fs::File;
 use std::io::{self, PipeReader, PipeWriter};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::ptr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crate::io::sys;
 use crate::queue::Payload;
+use crate::slot::read_back::{ReadBack, Spares};
 use crate::slot::{Outgoing, Share, Slot, Spill};
 use crate::spool::sys as spool_sys;
 
 pub(crate) struct PipeSlot {
     reader: PipeReader,
     writer: PipeWriter,
+    /// Bytes not yet written, in the pipe or in `read_back`.
     len: usize,
     /// What the pipe holds: no fill asks for more, so a write into it never waits for a drain.
     capacity: usize,
+    /// A chunk read back from the spool, while it is being written: the pipe is then empty.
+    read_back: Option<ReadBack>,
 }
 
 /// What the read/write fallback moves per call.
@@ -156,6 +162,7 @@ impl Slot for PipeSlot {
             writer,
             len: 0,
             capacity,
+            read_back: None,
         })
     }
 
@@ -180,6 +187,9 @@ impl Slot for PipeSlot {
     }
 
     fn clear(&mut self) -> io::Result<()> {
+        if self.read_back.take().is_some() {
+            self.len = 0;
+        }
         while self.len > 0 {
             let n = splice(self.reader.as_fd(), dev_null()?, self.len)?;
             self.len -= n;
@@ -188,32 +198,43 @@ impl Slot for PipeSlot {
     }
 }
 
-/// What a refill copies per call.
-const BOUNCE: usize = 128 * 1024;
-
 impl Spill for PipeSlot {
+    /// Only what the reader filled is spilled, so the bytes are in the pipe.
     fn spill(&mut self, file: BorrowedFd<'_>, at: u64, max: usize) -> io::Result<usize> {
         let n = spool_sys::splice_to_file(self.reader.as_fd(), file, at, max.min(self.len))?;
         self.len -= n;
         Ok(n)
     }
 
-    /// Never asks for more than the pipe has room for, so the write cannot wait for a drain.
+    /// Refills an empty slot, or one refilled before (a chunk in two pieces of the ring).
     fn refill(
         &mut self,
         file: BorrowedFd<'_>,
         at: u64,
         max: usize,
-        bounce: &mut Vec<u8>,
+        spares: &Arc<Spares>,
     ) -> io::Result<usize> {
-        if bounce.is_empty() {
-            bounce.resize(BOUNCE, 0);
-        }
-        let want = max.min(self.capacity - self.len).min(bounce.len());
-        let n = spool_sys::pread(file, &mut bounce[..want], at)?;
-        sys::write_all(self.writer.as_fd(), &bounce[..n])?;
+        let n = self
+            .read_back
+            .get_or_insert_with(|| ReadBack::new(spares))
+            .refill(file, at, max)?;
         self.len += n;
         Ok(n)
+    }
+}
+
+impl PipeSlot {
+    /// One write of at most `max` bytes of a chunk read back; its buffer goes once written.
+    fn drain_read_back(&mut self, fd: BorrowedFd<'_>, max: usize) -> Option<io::Result<usize>> {
+        let read_back = self.read_back.as_mut()?;
+        let written = read_back.drain(fd, max);
+        if let Ok(n) = written {
+            self.len -= n;
+            if self.len == 0 {
+                self.read_back = None;
+            }
+        }
+        Some(written)
     }
 }
 
@@ -222,6 +243,9 @@ impl Outgoing for PipeSlot {
 
     fn drain(&mut self, fd: BorrowedFd<'_>, max: usize, stream: &mut Stream) -> io::Result<usize> {
         let max = max.min(self.len);
+        if let Some(written) = self.drain_read_back(fd, max) {
+            return written;
+        }
         let slot = self.reader.as_fd();
         if stream.splices() {
             match sys::when_ready(fd, libc::POLLOUT, || splice(slot, fd, max)) {
@@ -242,7 +266,7 @@ impl Outgoing for PipeSlot {
     }
 
     fn unsent(&self) -> Option<&[u8]> {
-        None
+        self.read_back.as_ref().map(ReadBack::unsent)
     }
 
     fn copies(stream: &Stream) -> bool {
@@ -289,6 +313,9 @@ impl Share for PipeSlot {
         max: usize,
         lane: &mut LanePipe,
     ) -> io::Result<usize> {
+        if let Some(read_back) = &self.read_back {
+            return read_back.drain_from(sent, fd, max);
+        }
         let pipe = match &mut lane.pipe {
             Some(pipe) => pipe,
             None => lane.pipe.insert(PipeSlot::new(self.capacity)?),
@@ -303,11 +330,14 @@ impl Share for PipeSlot {
     /// lane's pipe while others shared the slot.
     fn drain_last(
         &mut self,
-        _sent: usize,
+        sent: usize,
         fd: BorrowedFd<'_>,
         max: usize,
         lane: &mut LanePipe,
     ) -> io::Result<usize> {
+        if let Some(read_back) = &self.read_back {
+            return read_back.drain_from(sent, fd, max);
+        }
         match &mut lane.pipe {
             Some(pipe) if pipe.len > 0 => pipe.drain(fd, max, &mut lane.stream),
             _ => self.drain(fd, max, &mut lane.stream),
@@ -387,6 +417,41 @@ mod tests {
                 .unwrap(),
             capacity
         );
+    }
+
+    /// A chunk read back from the spool is written from memory, to one output or shared by
+    /// several, and the slot is a pipe again once cleared.
+    #[test]
+    fn a_chunk_read_back_is_written_from_memory() {
+        let file = spool_sys::open_unnamed(&std::env::temp_dir()).unwrap();
+        spool_sys::pwrite(file.as_fd(), b"from the spool", 0).unwrap();
+        let spares = Arc::new(Spares::default());
+        let mut slot = PipeSlot::new(4096).unwrap();
+        assert_eq!(slot.refill(file.as_fd(), 0, 4, &spares).unwrap(), 4);
+        assert_eq!(slot.refill(file.as_fd(), 4, 100, &spares).unwrap(), 10);
+        assert_eq!(slot.unsent(), Some(&b"from the spool"[..]));
+        let (r, w) = io::pipe().unwrap();
+        let mut lane = LanePipe::default();
+        assert_eq!(slot.drain_from(0, w.as_fd(), 100, &mut lane).unwrap(), 14);
+        assert_eq!(slot.drain(w.as_fd(), 5, &mut Stream::default()).unwrap(), 5);
+        assert_eq!(
+            slot.drain(w.as_fd(), 100, &mut Stream::default()).unwrap(),
+            9
+        );
+        assert_eq!((slot.len(), slot.unsent()), (0, None));
+        let mut buf = [0u8; 32];
+        assert_eq!(sys::read(r.as_fd(), &mut buf).unwrap(), 28);
+        assert_eq!(&buf[..28], b"from the spoolfrom the spool");
+        slot.refill(file.as_fd(), 0, 4, &spares).unwrap();
+        slot.clear().unwrap();
+        let (in_r, in_w) = io::pipe().unwrap();
+        sys::write_all(in_w.as_fd(), b"piped").unwrap();
+        assert_eq!(
+            slot.fill(in_r.as_fd(), 4096, &mut Stream::default())
+                .unwrap(),
+            5
+        );
+        assert_eq!(slot.unsent(), None);
     }
 
     #[test]

@@ -8,15 +8,16 @@
 //! under the slot, or under the consumer's pipe after it.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use anyhow::Context;
 
 use crate::io::name::quoted;
 use crate::slot::Spill;
+use crate::slot::read_back::Spares;
 use crate::spool::sys;
 
 /// How much disk is reserved at a time.
@@ -30,8 +31,8 @@ pub(crate) struct SpoolFile {
     reserved: AtomicU64,
     /// The file system reserves space (fallocate works on it).
     reserves: AtomicBool,
-    /// What a slot that is not memory itself (a pipe) is read back through.
-    bounce: Mutex<Vec<u8>>,
+    /// Buffers that pipe slots hold chunks read back in.
+    spares: Arc<Spares>,
 }
 
 /// The pieces of the file that `len` bytes at position `pos` occupy: one, or two when they wrap.
@@ -52,7 +53,7 @@ impl SpoolFile {
             capacity,
             reserved: AtomicU64::new(0),
             reserves: AtomicBool::new(true),
-            bounce: Mutex::new(Vec::new()),
+            spares: Arc::default(),
         })
     }
 
@@ -112,13 +113,47 @@ impl SpoolFile {
         (moved, Ok(()))
     }
 
+    /// Moves at most `len` bytes that the pipe `input` holds now to position `pos`, stopping
+    /// when it is empty: how many moved (0 at the end of the input), which are in the file even
+    /// when an error stopped the rest. `WouldBlock` when the pipe held nothing.
+    pub(crate) fn take_from(
+        &self,
+        input: BorrowedFd<'_>,
+        pos: u64,
+        len: usize,
+    ) -> (usize, io::Result<()>) {
+        let mut moved = 0;
+        for (at, piece) in pieces(self.capacity, pos, len) {
+            if let Err(e) = self.reserve(at + piece as u64) {
+                return (moved, Err(e));
+            }
+            let mut done = 0;
+            while done < piece {
+                let fd = self.fd.as_fd();
+                match sys::splice_ready_to_file(input, fd, at + done as u64, piece - done) {
+                    Ok(0) => return (moved, Ok(())),
+                    Ok(n) => {
+                        done += n;
+                        moved += n;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && moved > 0 => {
+                        return (moved, Ok(()));
+                    }
+                    Err(e) => return (moved, Err(e)),
+                }
+            }
+        }
+        (moved, Ok(()))
+    }
+
     /// Appends the `len` bytes at position `pos` to `slot`.
     pub(crate) fn read<S: Spill>(&self, slot: &mut S, pos: u64, len: usize) -> io::Result<()> {
-        let mut bounce = self.bounce.lock().unwrap_or_else(|e| e.into_inner());
         for (at, piece) in pieces(self.capacity, pos, len) {
             let mut done = 0;
             while done < piece {
-                match slot.refill(self.fd.as_fd(), at + done as u64, piece - done, &mut bounce) {
+                let fd = self.fd.as_fd();
+                match slot.refill(fd, at + done as u64, piece - done, &self.spares) {
                     Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
                     Ok(n) => done += n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -31,6 +31,9 @@ pub(crate) struct Index {
     /// Bytes in `entries`.
     bytes: u64,
     peak: u64,
+    /// Entries that end a record: whether a record the queue holds the head of is whole in the
+    /// buffer is asked under the queue's lock, and must not walk the index.
+    ends: usize,
 }
 
 impl Index {
@@ -43,6 +46,7 @@ impl Index {
             reading: None,
             bytes: 0,
             peak: 0,
+            ends: 0,
         }
     }
 
@@ -75,6 +79,17 @@ impl Index {
         self.entries.front()
     }
 
+    /// Some spooled chunk ends a record.
+    pub(crate) fn holds_record_end(&self) -> bool {
+        self.ends > 0
+    }
+
+    /// Takes `entries` out of the counts, once they have left the index.
+    fn forget(&mut self, entries: &[Entry]) {
+        self.bytes -= entries.iter().map(|e| e.len as u64).sum::<u64>();
+        self.ends -= entries.iter().filter(|e| e.ends_record).count();
+    }
+
     pub(crate) fn fits(&self, len: usize) -> bool {
         self.used() + len as u64 <= self.capacity
     }
@@ -104,19 +119,22 @@ impl Index {
             let whole = last.ends_record && entry.starts_record && entry.ends_record;
             let one_record = !last.ends_record && !entry.starts_record;
             if whole || one_record {
+                self.ends -= usize::from(last.ends_record);
+                self.ends += usize::from(entry.ends_record);
                 last.len += entry.len;
                 last.ends_record = entry.ends_record;
                 last.records += entry.records;
                 return;
             }
         }
+        self.ends += usize::from(entry.ends_record);
         self.entries.push_back(entry);
     }
 
     /// Hands the oldest chunk to the replayer, whose read keeps its bytes in use.
     pub(crate) fn take_front(&mut self) -> Option<Entry> {
         let entry = self.entries.pop_front()?;
-        self.bytes -= entry.len as u64;
+        self.forget(&[entry]);
         self.reading = Some(entry.pos);
         Some(entry)
     }
@@ -134,6 +152,7 @@ impl Index {
         let bytes = self.bytes;
         self.entries.clear();
         self.bytes = 0;
+        self.ends = 0;
         bytes
     }
 
@@ -151,13 +170,20 @@ impl Index {
             .then_some(start)
     }
 
+    /// Whether the record a chunk that does not start one continues began before the spool: no
+    /// spooled chunk starts or ends a record, so all of them are its middle, and its head is
+    /// with the replayer or in the queue.
+    pub(crate) fn open_record_began_before(&self) -> bool {
+        self.ends == 0 && self.entries.iter().all(|e| !e.starts_record)
+    }
+
     /// Removes the entries from `start` on, the newest, giving back their space.
     pub(crate) fn withdraw_from(&mut self, start: usize) -> Vec<Entry> {
         let removed: Vec<Entry> = self.entries.drain(start..).collect();
         if let Some(first) = removed.first() {
             self.tail = first.pos;
         }
-        self.bytes -= removed.iter().map(|e| e.len as u64).sum::<u64>();
+        self.forget(&removed);
         removed
     }
 
@@ -176,7 +202,7 @@ impl Index {
     /// Removes the `count` oldest entries.
     pub(crate) fn evict_front(&mut self, count: usize) -> Vec<Entry> {
         let removed: Vec<Entry> = self.entries.drain(..count).collect();
-        self.bytes -= removed.iter().map(|e| e.len as u64).sum::<u64>();
+        self.forget(&removed);
         removed
     }
 }
@@ -251,9 +277,41 @@ mod tests {
     #[test]
     fn a_record_whose_head_left_is_not_open_here() {
         let mut index = Index::new(100, 5);
+        assert!(index.open_record_began_before());
         spool(&mut index, 5, false, false);
         assert_eq!(index.open_record_start(), None);
         assert_eq!(index.oldest_whole_record(false), None);
+        assert!(index.open_record_began_before());
+        assert!(!index.holds_record_end());
+        spool(&mut index, 2, false, true);
+        assert!(index.holds_record_end());
+        assert!(!index.open_record_began_before());
+        spool(&mut index, 2, true, false);
+        assert!(!index.open_record_began_before());
+    }
+
+    #[test]
+    fn the_record_ends_are_counted_through_joins_and_removals() {
+        let mut index = Index::new(100, 6);
+        spool(&mut index, 2, true, false);
+        spool(&mut index, 2, false, false);
+        assert!(!index.holds_record_end());
+        // Joined to the entry before it, the end is counted once.
+        spool(&mut index, 2, false, true);
+        assert_eq!((index.entries.len(), index.ends), (1, 1));
+        spool(&mut index, 2, true, true);
+        assert_eq!((index.entries.len(), index.ends), (2, 2));
+        index.take_front();
+        index.read_done();
+        assert_eq!(index.ends, 1);
+        spool(&mut index, 2, true, false);
+        index.withdraw_from(1);
+        assert_eq!(index.ends, 1);
+        index.evict_front(1);
+        assert!(!index.holds_record_end());
+        spool(&mut index, 2, true, true);
+        index.clear();
+        assert!(!index.holds_record_end());
     }
 
     #[test]

@@ -17,15 +17,17 @@ pub(crate) enum Full<P> {
     Again(Item<P>),
     /// Dropped and counted; the slot goes back to the reader.
     Dropped(P),
-    /// Dropped and counted under `fail`: the reader stops.
-    Rejected,
+    /// Dropped and counted under `fail`: the reader stops. True when the record it leaves
+    /// unfinished began before the spool, so that its head, with the replayer or in the queue,
+    /// must be withdrawn there too.
+    Rejected(bool),
 }
 
 pub(crate) struct Ledger {
     pub(crate) index: Index,
     /// What the replayer has taken from the spool and not yet queued: it is still ahead of
     /// every new chunk.
-    pub(crate) in_flight: Option<usize>,
+    pub(crate) in_flight: Option<Entry>,
     /// No more is written to the spool after an I/O error on it.
     pub(crate) usable: bool,
     pub(crate) input_done: bool,
@@ -86,7 +88,13 @@ impl Ledger {
 
     /// Accepted bytes the spool holds, those on their way back included.
     pub(crate) fn held(&self) -> u64 {
-        self.index.bytes() + self.in_flight.map_or(0, |len| len as u64)
+        self.index.bytes() + self.in_flight.map_or(0, |e| e.len as u64)
+    }
+
+    /// A record end is spooled or on its way back: the record the queue holds the head of is
+    /// whole in the buffer.
+    pub(crate) fn holds_record_end(&self) -> bool {
+        self.index.holds_record_end() || self.in_flight.is_some_and(|e| e.ends_record)
     }
 
     pub(crate) fn waiting(&self) -> bool {
@@ -157,19 +165,29 @@ impl Ledger {
                     false => Full::Dropped(self.drop_item(item)),
                 }
             }
-            OnFull::Fail => {
-                self.count_item(&item);
-                // The record this chunk leaves unfinished is lost too, and counted once.
-                if self.delimiter.is_some() && !item.ends_record {
-                    self.drops.records += 1;
-                }
-                if let Some(start) = self.index.open_record_start() {
-                    let withdrawn = self.index.withdraw_from(start);
-                    self.count_entries(&withdrawn);
-                }
-                Full::Rejected
-            }
+            OnFull::Fail => Full::Rejected(self.reject(&item)),
         }
+    }
+
+    /// Counts `item` dropped under `fail`, and withdraws the spooled part of the record it
+    /// leaves unfinished, so that what gets through ends at a record boundary. True when that
+    /// record began before the spool.
+    fn reject<P: Payload>(&mut self, item: &Item<P>) -> bool {
+        self.count_item(item);
+        // The record this chunk leaves unfinished is lost too, and counted once.
+        if self.delimiter.is_some() && !item.ends_record {
+            self.drops.records += 1;
+        }
+        let began_before = !item.starts_record && self.index.open_record_began_before();
+        let start = match began_before {
+            true => Some(0),
+            false => self.index.open_record_start(),
+        };
+        if let Some(start) = start {
+            let withdrawn = self.index.withdraw_from(start);
+            self.count_entries(&withdrawn);
+        }
+        began_before
     }
 
     /// `item` continues a record that cannot be kept whole: drop it with the record's spooled
@@ -302,10 +320,31 @@ mod tests {
         spool(&mut ledger, b"hh", true, false);
         assert!(matches!(
             ledger.full(item(b"mm", false, false)),
-            Full::Rejected
+            Full::Rejected(false)
         ));
         let d = ledger.drops;
         assert_eq!((d.bytes, d.chunks, d.records), (4, 2, 1));
+        assert_eq!(ledger.index.bytes(), 2);
+    }
+
+    #[test]
+    fn fail_withdraws_all_that_is_spooled_of_a_record_begun_before_the_spool() {
+        let mut ledger = ledger(OnFull::Fail);
+        spool(&mut ledger, b"mmmm", false, false);
+        assert!(matches!(
+            ledger.full(item(b"tt", false, false)),
+            Full::Rejected(true)
+        ));
+        assert!(ledger.index.is_empty());
+        let d = ledger.drops;
+        assert_eq!((d.bytes, d.chunks, d.records), (6, 2, 1));
+        // A chunk that starts its record leaves nothing before it to withdraw.
+        let mut ledger = self::ledger(OnFull::Fail);
+        spool(&mut ledger, b"a\n", true, true);
+        assert!(matches!(
+            ledger.full(item(b"hh", true, false)),
+            Full::Rejected(false)
+        ));
         assert_eq!(ledger.index.bytes(), 2);
     }
 

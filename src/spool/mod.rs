@@ -11,12 +11,14 @@
 //! When the spool is full, `--on-full` applies (`ledger.rs`); when it fails (a full disk, EIO),
 //! it is said once, nothing more is spooled, and what it holds is still replayed.
 
+use std::io;
+use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::cli::OnFull;
 use crate::plan::Plan;
-use crate::queue::{Item, Queue, View};
+use crate::queue::{Item, Queue, Upstream, View};
 use crate::slot::Spill;
 use crate::stage::reader::Offer;
 use crate::supervise::message::Message;
@@ -25,6 +27,8 @@ use ledger::Ledger;
 use marks::{Gate, Levels, Resume};
 use store::Spool;
 
+mod direct;
+pub(crate) use direct::GULP;
 pub(crate) mod file;
 mod index;
 mod ledger;
@@ -60,6 +64,10 @@ pub(crate) trait Offers<S>: Send + Sync {
     /// Offers a chunk the reader filled; a slot that comes back is the reader's to read into.
     fn offer(&self, item: Item<S>) -> Offer<S>;
 
+    /// Moves what the pipe `input` holds, up to `max` bytes, straight into the spool while the
+    /// reader's chunks would go there anyway: how many, or `None` to go chunk by chunk.
+    fn spool_from(&self, input: BorrowedFd<'_>, max: usize) -> Option<io::Result<usize>>;
+
     /// The reader is done.
     fn finish_input(&self);
 }
@@ -69,8 +77,20 @@ impl<S: Spill> Offers<S> for Intake<S> {
         Intake::offer(self, item)
     }
 
+    fn spool_from(&self, input: BorrowedFd<'_>, max: usize) -> Option<io::Result<usize>> {
+        Intake::spool_from(self, input, max)
+    }
+
     fn finish_input(&self) {
         Intake::finish_input(self);
+    }
+}
+
+impl<S: Spill> Upstream for Intake<S> {
+    fn holds_record_end(&self) -> bool {
+        self.spool
+            .as_ref()
+            .is_some_and(|s| s.lock().holds_record_end())
     }
 }
 
@@ -141,6 +161,8 @@ impl<S: Spill + 'static> Intake<S> {
             chunk_size,
         });
         if intake.spool.is_some() {
+            let upstream: Arc<dyn Upstream> = intake.clone();
+            queue.set_upstream(Arc::downgrade(&upstream));
             let replayer = Arc::clone(&intake);
             crate::stage::spawn("replayer", move || replay::run(&replayer))?;
         }

@@ -13,7 +13,6 @@ use crate::spool::index::Entry;
 use crate::spool::ledger::{Full, Ledger};
 use crate::spool::store::Spool;
 use crate::stage::reader::{Offer, ReaderExit};
-use crate::supervise::outcome::error_line;
 
 impl<S: Spill> Intake<S> {
     fn policy(&self) -> OnFull {
@@ -55,7 +54,7 @@ impl<S: Spill> Intake<S> {
 
     /// After the buffer filled, waits until it has drained to `--resume-at`. The spool is
     /// looked at under the queue's lock (the one place the two locks nest, in this order).
-    fn await_resume(&self) {
+    pub(super) fn await_resume(&self) {
         let Some(resume) = &self.resume else {
             return;
         };
@@ -69,7 +68,7 @@ impl<S: Spill> Intake<S> {
     }
 
     /// Opens the gate once the buffer holds `--start-at`.
-    fn look_at_start(&self) {
+    pub(super) fn look_at_start(&self) {
         let Some(gate) = &self.gate else {
             return;
         };
@@ -117,6 +116,7 @@ impl<S: Spill> Intake<S> {
                     TryPush::Queued => return Offer::Queued,
                     TryPush::Closed => return Offer::End(ReaderExit::Closed),
                     TryPush::Full(back) => item = back,
+                    TryPush::Dropped(slot) => return Offer::Dropped(slot),
                 }
                 queue_full = true;
                 ledger = spool.lock();
@@ -138,7 +138,13 @@ impl<S: Spill> Intake<S> {
                 }
                 Full::Again(back) => item = back,
                 Full::Dropped(slot) => return Offer::Dropped(slot),
-                Full::Rejected => return Offer::End(ReaderExit::Rejected),
+                Full::Rejected(began_before) => {
+                    drop(ledger);
+                    if began_before {
+                        self.queue.withdraw_open_record();
+                    }
+                    return Offer::End(ReaderExit::Rejected);
+                }
             }
         }
     }
@@ -169,25 +175,21 @@ impl<S: Spill> Intake<S> {
                 ends_record: item.ends_record && whole,
                 records: if whole { records } else { 0 },
             };
-            ledger.spooled += moved as u64;
-            match ledger.closed {
-                true => ledger.discarded += moved as u64,
-                false => ledger.index.push(entry),
-            }
-            spool.wake_replayer(&ledger);
+            spool.add(&mut ledger, entry);
         }
         match written {
             Ok(()) if ledger.closed => Ok(Offer::End(ReaderExit::Closed)),
-            Ok(()) => Ok(Offer::Dropped(item.slot)),
+            Ok(()) => {
+                // The queue may hold this record's head back from the writer until now.
+                let record_end = spool.delimiter.is_some() && item.ends_record;
+                drop(ledger);
+                if record_end {
+                    self.queue.record_end_arrived();
+                }
+                Ok(Offer::Dropped(item.slot))
+            }
             Err(error) => {
-                ledger.usable = false;
-                let error = anyhow::Error::new(error).context(spool.file.name());
-                let line = format!(
-                    "{}; applying --on-full {}",
-                    error_line(&error),
-                    ledger.policy.name()
-                );
-                spool.tell(line, false);
+                spool.give_up(&mut ledger, error);
                 item.len -= moved;
                 item.starts_record &= moved == 0;
                 Err((item, ledger))
@@ -197,7 +199,7 @@ impl<S: Spill> Intake<S> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::cli::Cli;
     use crate::plan::Plan;
@@ -222,7 +224,7 @@ mod tests {
         slot
     }
 
-    fn item(data: &[u8]) -> Item<MemSlot> {
+    pub(crate) fn item(data: &[u8]) -> Item<MemSlot> {
         Item {
             len: data.len(),
             slot: slot(data),
@@ -231,19 +233,24 @@ mod tests {
         }
     }
 
-    fn chunk(i: usize) -> Vec<u8> {
+    pub(crate) fn chunk(i: usize) -> Vec<u8> {
         format!("{i:0100}").into_bytes()
     }
 
-    /// An intake on a queue of two chunks, with a spool of `max` bytes.
-    fn intake(max: &str, policy: &str) -> (Arc<Queue<MemSlot>>, Arc<Intake<MemSlot>>) {
+    /// An intake on a queue of two chunks, with a spool of `max` bytes; `extra` flags after.
+    fn intake_with(
+        max: &str,
+        policy: &str,
+        extra: &[&str],
+    ) -> (Arc<Queue<MemSlot>>, Arc<Intake<MemSlot>>) {
         let dir = std::env::temp_dir().to_string_lossy().into_owned();
-        let plan = plan(&["--spool", &dir, "--spool-max", max, "--on-full", policy]);
+        let args = ["--spool", &dir, "--spool-max", max, "--on-full", policy];
+        let plan = plan(&[&args[..], extra].concat());
         let limits = Limits {
             chunks: 2,
             bytes: usize::MAX,
             slots: 5,
-            delimiter: None,
+            delimiter: plan.data_path.delimiter(),
         };
         let queue = Arc::new(Queue::new(limits, plan.policy, crate::clock::system()));
         let (tx, _rx) = mpsc::channel();
@@ -251,7 +258,19 @@ mod tests {
         (queue, intake.unwrap().unwrap())
     }
 
-    fn drain(queue: &Queue<MemSlot>) -> Vec<Vec<u8>> {
+    pub(crate) fn intake(max: &str, policy: &str) -> (Arc<Queue<MemSlot>>, Arc<Intake<MemSlot>>) {
+        intake_with(max, policy, &[])
+    }
+
+    fn piece(data: &[u8], starts: bool, ends: bool) -> Item<MemSlot> {
+        Item {
+            starts_record: starts,
+            ends_record: ends,
+            ..item(data)
+        }
+    }
+
+    pub(crate) fn drain(queue: &Queue<MemSlot>) -> Vec<Vec<u8>> {
         let (mut out, mut emptied) = (Vec::new(), None);
         while let Some(item) = queue.pop(emptied.take()) {
             out.push(item.slot.data().to_vec());
@@ -299,6 +318,33 @@ mod tests {
         intake.finish_input();
         let kept: Vec<Vec<u8>> = [0, 1].into_iter().chain(95..100).map(chunk).collect();
         assert_eq!(drain(&queue), kept);
+    }
+
+    /// The record's head is queued, its middle spooled, and the spool is full: the rejection
+    /// withdraws the head from the queue too, and only the whole record before it is written.
+    #[test]
+    fn fail_in_line_mode_withdraws_a_record_from_the_queue_and_the_spool() {
+        let (queue, intake) = intake_with("300", "fail", &["-l"]);
+        assert!(matches!(intake.offer(item(b"whole\n")), Offer::Queued));
+        assert!(matches!(
+            intake.offer(piece(&chunk(0), true, false)),
+            Offer::Queued
+        ));
+        for i in 1..4 {
+            assert!(matches!(
+                intake.offer(piece(&chunk(i), false, false)),
+                Offer::Dropped(_)
+            ));
+        }
+        assert!(matches!(
+            intake.offer(piece(&chunk(4), false, false)),
+            Offer::End(ReaderExit::Rejected)
+        ));
+        intake.finish_input();
+        assert_eq!(drain(&queue), vec![b"whole\n".to_vec()]);
+        let view = intake.amend(queue.view());
+        assert_eq!((view.drops.bytes, view.drops.records), (500, 1));
+        assert_eq!((view.spool.held, view.bytes), (0, 0));
     }
 
     #[test]

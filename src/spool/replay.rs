@@ -67,7 +67,7 @@ fn take_front(spool: &Spool, room: usize) -> Option<Entry> {
         return None;
     }
     let entry = ledger.index.take_front()?;
-    ledger.in_flight = Some(entry.len);
+    ledger.in_flight = Some(entry);
     Some(entry)
 }
 
@@ -114,6 +114,11 @@ fn replay<S: Spill>(intake: &Intake<S>, spool: &Spool, entry: Entry) -> anyhow::
     loop {
         match queue.try_push(item) {
             TryPush::Queued | TryPush::Closed => break,
+            // Counted dropped by the queue: the rest of a record it dropped or withdrew.
+            TryPush::Dropped(slot) => {
+                queue.recycle(slot);
+                break;
+            }
             TryPush::Full(back) if queue.wait_room_to_replay(back.len) => item = back,
             TryPush::Full(back) => {
                 queue.recycle(back.slot);

@@ -1,12 +1,15 @@
 //! The spool itself: its file, and its index and state under one lock, with a condvar for the
 //! reader (waiting for room) and one for the replayer (waiting for chunks to replay).
 
+use std::io;
 use std::sync::{Condvar, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::spool::file::SpoolFile;
+use crate::spool::index::Entry;
 use crate::spool::ledger::Ledger;
 use crate::supervise::message::Message;
+use crate::supervise::outcome::error_line;
 
 /// How long a close waits for the replayer to let go of a chunk, so the accounts at exit are
 /// exact.
@@ -54,6 +57,29 @@ impl Spool {
         if ledger.replayer_waits {
             self.chunks.notify_all();
         }
+    }
+
+    /// Records a chunk just written at the place the index reserved, for the replayer; after a
+    /// close it is thrown away instead.
+    pub(super) fn add(&self, ledger: &mut Ledger, entry: Entry) {
+        ledger.spooled += entry.len as u64;
+        match ledger.closed {
+            true => ledger.discarded += entry.len as u64,
+            false => ledger.index.push(entry),
+        }
+        self.wake_replayer(ledger);
+    }
+
+    /// The spool failed (a full disk, EIO): it is said once, and nothing more is spooled.
+    pub(super) fn give_up(&self, ledger: &mut Ledger, error: io::Error) {
+        ledger.usable = false;
+        let error = anyhow::Error::new(error).context(self.file.name());
+        let line = format!(
+            "{}; applying --on-full {}",
+            error_line(&error),
+            ledger.policy.name()
+        );
+        self.tell(line, false);
     }
 
     pub(super) fn tell(&self, line: String, fatal: bool) {

@@ -90,12 +90,51 @@ pub(crate) fn pread(fd: BorrowedFd<'_>, buf: &mut [u8], at: u64) -> io::Result<u
     check(unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), at) })
 }
 
+/// One pread(2) of at most `max` bytes from `at`, appended to `buf` without zeroing the room
+/// first: the kernel fills it, and only what it filled becomes part of `buf`.
+pub(crate) fn pread_append(
+    fd: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    max: usize,
+    at: u64,
+) -> io::Result<usize> {
+    let at = offset(at)?;
+    buf.reserve(max);
+    let room = buf.spare_capacity_mut();
+    // SAFETY: `room` is valid for writes of `max` bytes, its length at least that after reserve.
+    let n = check(unsafe { libc::pread(fd.as_raw_fd(), room.as_mut_ptr().cast(), max, at) })?;
+    // SAFETY: pread initialised the first `n` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
 /// One splice(2) of at most `len` bytes from a pipe into the file at `at`.
 pub(crate) fn splice_to_file(
     pipe: BorrowedFd<'_>,
     file: BorrowedFd<'_>,
     at: u64,
     len: usize,
+) -> io::Result<usize> {
+    splice_with(pipe, file, at, len, libc::SPLICE_F_MOVE)
+}
+
+/// As `splice_to_file`, of what the pipe holds now: `WouldBlock` when it is empty.
+pub(crate) fn splice_ready_to_file(
+    pipe: BorrowedFd<'_>,
+    file: BorrowedFd<'_>,
+    at: u64,
+    len: usize,
+) -> io::Result<usize> {
+    let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK;
+    splice_with(pipe, file, at, len, flags)
+}
+
+fn splice_with(
+    pipe: BorrowedFd<'_>,
+    file: BorrowedFd<'_>,
+    at: u64,
+    len: usize,
+    flags: libc::c_uint,
 ) -> io::Result<usize> {
     let mut at = offset(at)?;
     // SAFETY: both descriptors are open; the file's offset is ours and not advanced.
@@ -106,7 +145,7 @@ pub(crate) fn splice_to_file(
             file.as_raw_fd(),
             &mut at,
             len,
-            libc::SPLICE_F_MOVE,
+            flags,
         )
     })
 }

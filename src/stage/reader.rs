@@ -8,10 +8,11 @@ use anyhow::Context;
 use crate::cli::units::human_bytes;
 use crate::control::command::Side;
 use crate::io::endpoint::{Endpoint, Unopened};
+use crate::io::sys;
 use crate::queue::{Item, Push, Queue};
 use crate::report::counters::SideCounters;
 use crate::slot::Slot;
-use crate::spool::Offers;
+use crate::spool::{GULP, Offers};
 use crate::stage::limiter::Limiter;
 use crate::stage::pause::Pauses;
 use crate::supervise::outcome::io_error;
@@ -84,6 +85,23 @@ impl<S: Slot> Reader<'_, S> {
         Ok(Some(slot))
     }
 
+    /// `max`, or less under a read-rate limit: a read never exceeds the limiter's step.
+    fn limited(&self, max: usize) -> usize {
+        match &self.limiter {
+            Some(limiter) => max.min(limiter.step() as usize).max(1),
+            None => max,
+        }
+    }
+
+    /// Counts what a read brought and pays the limiter for it.
+    fn paid(&mut self, n: usize) {
+        self.counters.moved(n);
+        let counters = self.counters;
+        if let Some(limiter) = &mut self.limiter {
+            limiter.acquire(n as u64, self.stop, |waited| counters.throttled(waited));
+        }
+    }
+
     /// One read of at most `max` bytes, paced by the read-rate limit. The limiter is paid after
     /// the read, for what it brought, and the chunk is offered only once paid: a short read
     /// (or the end of the input) costs no wait for bytes that never came, and no refund is
@@ -98,11 +116,7 @@ impl<S: Slot> Reader<'_, S> {
         if !self.pauses.pass(Side::In, || self.stopping()) {
             return Ok(None);
         }
-        let max = match &self.limiter {
-            Some(limiter) => max.min(limiter.step() as usize).max(1),
-            None => max,
-        };
-        let max = match input.read_budget(max) {
+        let max = match input.read_budget(self.limited(max)) {
             Ok(0) => return self.ended(input),
             Ok(max) => max,
             Err(e) if interrupted(&e) => return Ok(None),
@@ -117,11 +131,7 @@ impl<S: Slot> Reader<'_, S> {
             Ok(n) => {
                 let data = slot.unsent();
                 input.received(n, data.map(|d| &d[d.len() - n..]));
-                self.counters.moved(n);
-                let counters = self.counters;
-                if let Some(limiter) = &mut self.limiter {
-                    limiter.acquire(n as u64, self.stop, |waited| counters.throttled(waited));
-                }
+                self.paid(n);
                 Ok(Some(n))
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
@@ -135,6 +145,33 @@ impl<S: Slot> Reader<'_, S> {
             .read_end()
             .with_context(|| format!("read {}", input.name()))?;
         Ok(Some(0))
+    }
+
+    /// While every chunk goes to the spool, moves what a pipe input holds straight into it
+    /// (`spool::direct`), paced and counted as reads of chunks: how many bytes (0 at the end of
+    /// the input), or `None` to read a chunk instead.
+    fn spool_directly(&mut self, input: &Endpoint) -> anyhow::Result<Option<usize>> {
+        // A socket's stream is framed, frame by frame (`read_once`), never spooled whole.
+        let Some(intake) = self
+            .intake
+            .filter(|_| !matches!(input, Endpoint::Socket(_)))
+        else {
+            return Ok(None);
+        };
+        if !self.pauses.pass(Side::In, || self.stopping()) {
+            return Ok(None);
+        }
+        let max = self.limited(GULP.max(self.chunk_size));
+        match intake.spool_from(input.as_fd(), max) {
+            None => Ok(None),
+            Some(Ok(n)) => {
+                self.paid(n);
+                self.counters.chunks(n.div_ceil(self.chunk_size) as u64);
+                Ok(Some(n))
+            }
+            Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
+            Some(Err(e)) => Err(e).with_context(|| format!("read {}", input.name())),
+        }
     }
 
     pub(crate) fn offer(&self, slot: S, starts_record: bool, ends_record: bool) -> Offer<S> {
@@ -171,9 +208,18 @@ impl<S: Slot> Reader<'_, S> {
                 return Ok(ReaderExit::Stopped);
             };
             let mut stream = S::Stream::default();
+            // Only a pipe splices into the spool, and only on the splice path.
+            let direct = self.intake.is_some() && sys::is_pipe(input.as_fd());
             loop {
                 if self.stopping() {
                     return Ok(ReaderExit::Stopped);
+                }
+                if direct && !S::copies(&stream) {
+                    match self.spool_directly(&input)? {
+                        Some(0) => break,
+                        Some(_) => continue,
+                        None => {}
+                    }
                 }
                 let Some(mut slot) = self.slot(&mut spare, self.chunk_size)? else {
                     return Ok(ReaderExit::Closed);

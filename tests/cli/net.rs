@@ -599,3 +599,38 @@ fn one_stream_fans_out_to_two_receivers_and_a_file() {
     }
     assert_eq!(sender.json().list("outputs").len(), 3);
 }
+
+/// A framed input is read frame by frame even while everything goes to the spool: spooling a
+/// socket whole would put the frame headers in the data.
+#[test]
+fn a_framed_input_spooled_arrives_whole() {
+    let dir = scratch("net-spool");
+    let (spool, out) = (dir.path("spool"), dir.path("out"));
+    std::fs::create_dir(&spool).unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let receiver = start(&[
+        "--listen",
+        &listen,
+        "--spool",
+        spool.to_str().unwrap(),
+        "--spool-max",
+        "64M",
+        "--start-at",
+        "20M",
+        "--start-after",
+        "5s",
+        "-o",
+        out.to_str().unwrap(),
+        "--stats-format",
+        "json",
+    ]);
+    let input = random_bytes(24 << 20, 12);
+    let sender = run(&["--connect", &listen], &input);
+    let received = finish(receiver, Duration::from_secs(30));
+    assert_eq!(sender.code(), 0, "{}", sender.stderr);
+    assert_eq!(received.code(), 0, "{}", received.stderr);
+    assert!(
+        std::fs::read(&out).unwrap() == input,
+        "the spooled stream differs"
+    );
+}

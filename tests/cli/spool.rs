@@ -10,6 +10,7 @@ use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::fanout::assert_fanout_accounts;
 use crate::policies::assert_whole_blocks_in_order;
 use crate::util::{
     Json, Running, TempDir, assert_accounts, exit_within, random_bytes, record, records,
@@ -513,7 +514,9 @@ fn the_end_of_the_input_or_start_after_starts_the_writer() {
     bp.close_stdin();
     let out = bp.finish(Vec::new());
     assert_eq!(out.code(), 0, "{}", out.stderr);
-    // The writer was held from when it was ready until --start-after.
+    // The writer was held from when it was ready until --start-after: most of the 300 ms, and
+    // more on a loaded machine, where the writer wakes late (0.36 s seen with two busy loops on
+    // two cores), so the upper bound is a generous one.
     let held: f64 = out
         .stderr
         .split("start held ")
@@ -521,7 +524,7 @@ fn the_end_of_the_input_or_start_after_starts_the_writer() {
         .and_then(|rest| rest.split('s').next())
         .and_then(|secs| secs.parse().ok())
         .unwrap_or_else(|| panic!("no 'start held' in {}", out.stderr));
-    assert!((0.15..=0.35).contains(&held), "{}", out.stderr);
+    assert!((0.15..=1.0).contains(&held), "{}", out.stderr);
 }
 
 #[test]
@@ -539,5 +542,142 @@ fn every_spool_key_is_in_every_record() {
         "resume_wait_s",
     ] {
         assert!(exit.has(key), "{key}: {exit:?}");
+    }
+}
+
+/// Lines of 32 bytes, numbered, `count` of them: whole records the test can recognise.
+fn short_lines(count: usize) -> Vec<u8> {
+    (0..count)
+        .flat_map(|i| format!("{i:07} {}\n", "w".repeat(23)).into_bytes())
+        .collect()
+}
+
+/// `--on-full fail` in line mode through a spool: a record whose head is in the queue and whose
+/// rest filled the spool is rejected whole. Its head is withdrawn from the queue as its rest is
+/// from the spool, so the consumer gets the whole records before it and nothing of it, and the
+/// record's accepted bytes count as dropped, not unsent. The writer is held (--start-at eof)
+/// until the rejection, so where the record lies does not depend on the consumer's pace.
+#[test]
+fn fail_in_line_mode_withdraws_a_record_begun_in_the_queue_whole() {
+    let dir = TempDir::new("spool-fail-lines");
+    let whole = short_lines(1000);
+    let mut input = whole.clone();
+    input.extend(std::iter::repeat_n(b'x', 300 << 10));
+    input.push(b'\n');
+    let args = [
+        "-l",
+        "-b",
+        "4KiB",
+        "-m",
+        "64KiB",
+        "-n",
+        "1000",
+        "--spool",
+        dir.0.to_str().unwrap(),
+        "--spool-max",
+        "32KiB",
+        "--on-full",
+        "fail",
+        "--start-at",
+        "eof",
+        "--stats-format",
+        "json",
+    ];
+    let out = run(&args, &input);
+    assert_eq!(out.code(), 3, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("bpipe: input rejected: "),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout == whole,
+        "not the whole records before the rejected one: {} bytes out of {}",
+        out.stdout.len(),
+        whole.len()
+    );
+    let exit = record(&out.stderr, "exit");
+    assert_accounts(&exit);
+    assert_eq!(exit.u64("records_dropped"), 1, "{exit:?}");
+    assert_eq!(exit.u64("bytes_unsent"), 0, "{exit:?}");
+    assert_eq!(
+        exit.u64("bytes_dropped"),
+        exit.u64("bytes_in") - whole.len() as u64,
+        "{exit:?}"
+    );
+    // The record's head filled the queue behind the whole records, its rest the spool.
+    assert!(exit.u64("bytes_dropped") > (32 + 32) << 10, "{exit:?}");
+}
+
+/// `--on-full fail` in line mode holds a record back from the consumer until it is whole in the
+/// buffer; with a spool, the buffer is the queue and the spool: a record longer than the queue
+/// whose end is spooled gets through, instead of waiting for an end the queue has no room for.
+#[test]
+fn fail_in_line_mode_lets_a_record_longer_than_the_queue_through_the_spool() {
+    let dir = TempDir::new("spool-fail-long");
+    let mut input = b"first\n".to_vec();
+    input.extend(std::iter::repeat_n(b'x', 256 << 10));
+    input.extend_from_slice(b"\nlast\n");
+    let args = [
+        "-l",
+        "-b",
+        "4KiB",
+        "-m",
+        "64KiB",
+        "-n",
+        "1000",
+        "--spool",
+        dir.0.to_str().unwrap(),
+        "--spool-max",
+        "1MiB",
+        "--on-full",
+        "fail",
+        "--stats-format",
+        "json",
+    ];
+    let out = run(&args, &input);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(out.stdout == input, "bytes differ");
+    let exit = record(&out.stderr, "exit");
+    assert_accounts(&exit);
+    assert_eq!(exit.u64("bytes_dropped"), 0, "{exit:?}");
+    assert!(exit.u64("bytes_spooled") > 0, "{exit:?}");
+}
+
+/// Chunks read back from the spool are written from memory on the splice path: with two outputs
+/// each gets all of them, in order, whichever path.
+#[test]
+fn every_output_gets_the_spooled_stream_whole() {
+    let input = random_bytes(8 << 20, 18);
+    for path in [&[][..], &["--no-splice"][..]] {
+        let dir = TempDir::new("spool-fanout");
+        let copy = dir.path("copy");
+        let common = [
+            "-n",
+            "2",
+            "--spool",
+            dir.0.to_str().unwrap(),
+            "--spool-max",
+            "64MiB",
+            "-o",
+            copy.to_str().unwrap(),
+            "-o",
+            "-",
+            "--stats-format",
+            "json",
+        ];
+        let args = [&common[..], path].concat();
+        let mut bp = Running::start(&args, input.clone(), false);
+        let received = bp.read_slowly(usize::MAX, 16 << 20);
+        let out = bp.finish(received);
+        assert_eq!(out.code(), 0, "{path:?}: {}", out.stderr);
+        assert!(out.stdout == input, "{path:?}: standard output differs");
+        assert!(
+            std::fs::read(&copy).unwrap() == input,
+            "{path:?}: the copy differs"
+        );
+        let exit = record(&out.stderr, "exit");
+        assert_fanout_accounts(&exit);
+        assert!(exit.u64("bytes_spooled") > 0, "{path:?}: {exit:?}");
     }
 }
