@@ -17,7 +17,7 @@ use crate::spool::sys as spool_sys;
 
 /// Spare buffers kept: a replayer and a writer that keep pace take one and give one back in
 /// turn, so a few are enough; more would only hold memory after a burst.
-const KEPT: usize = 16;
+const KEPT: usize = 4;
 
 /// Buffers of chunks already written, for the next ones read back.
 #[derive(Default)]
