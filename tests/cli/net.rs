@@ -634,3 +634,19 @@ fn a_framed_input_spooled_arrives_whole() {
         "the spooled stream differs"
     );
 }
+
+#[test]
+fn the_sender_may_listen_and_the_receiver_connect() {
+    let port = free_port();
+    let input = random_bytes(4 << 20, 13);
+    let listening = format!("tcp-listen:127.0.0.1:{port}");
+    let sender = thread::spawn({
+        let input = input.clone();
+        move || run(&["-o", &listening], &input)
+    });
+    let receiver = run(&[&format!("tcp:127.0.0.1:{port}")], b"");
+    let sender = sender.join().unwrap();
+    assert_eq!(sender.code(), 0, "{}", sender.stderr);
+    assert_eq!(receiver.code(), 0, "{}", receiver.stderr);
+    assert!(receiver.stdout == input, "the stream differs");
+}
