@@ -111,37 +111,12 @@ impl Unconnected {
         let Some(conn) = self.secure(stream, stop)? else {
             return Ok(None);
         };
-        let given_up = || stop.load(Ordering::Relaxed);
-        let digest = match spec.framed {
-            true => {
-                let ours = Hello {
-                    version: VERSION,
-                    role: self.role,
-                    checksum: spec.checksum,
-                };
-                match framed::handshake(conn.as_fd(), ours, &given_up)
-                    .with_context(|| self.name.clone())?
-                {
-                    // Each end digests what passes through it, which the splice path cannot:
-                    // both must have chosen the copy path that --checksum brings.
-                    Some(theirs) if theirs.checksum != spec.checksum => anyhow::bail!(
-                        "{}: --checksum must be given to both ends (it is given to {} only)",
-                        self.name,
-                        if spec.checksum {
-                            "this one"
-                        } else {
-                            "the other one"
-                        }
-                    ),
-                    Some(_) => spec.checksum,
-                    None => return Ok(None),
-                }
-            }
-            false => spec.checksum,
-        };
+        if !self.greet(&conn, stop)? {
+            return Ok(None);
+        }
         let flow = match self.role {
-            Role::Sends => Flow::Sending(Sending::new(spec.framed, digest)),
-            Role::Receives => Flow::Receiving(Receiving::new(spec.framed, digest)),
+            Role::Sends => Flow::Sending(Sending::new(spec.framed, spec.checksum)),
+            Role::Receives => Flow::Receiving(Receiving::new(spec.framed, spec.checksum)),
         };
         Ok(Some(Socket::new(
             conn,
@@ -149,6 +124,38 @@ impl Unconnected {
             flow,
             Arc::clone(&self.link),
         )))
+    }
+
+    /// Framed, says hello and checks the peer's; `false` when a stop came first.
+    fn greet(&self, conn: &Conn, stop: &AtomicBool) -> anyhow::Result<bool> {
+        let spec = &self.link.spec;
+        if !spec.framed {
+            return Ok(true);
+        }
+        let ours = Hello {
+            version: VERSION,
+            role: self.role,
+            checksum: spec.checksum,
+        };
+        let given_up = || stop.load(Ordering::Relaxed);
+        let hello = framed::handshake(conn.as_fd(), ours, &given_up);
+        let Some(theirs) = hello.with_context(|| self.name.clone())? else {
+            return Ok(false);
+        };
+        // Each end digests what passes through it, which the splice path cannot: both must
+        // have chosen the copy path that --checksum brings.
+        if theirs.checksum != spec.checksum {
+            let given = if spec.checksum {
+                "this one"
+            } else {
+                "the other one"
+            };
+            anyhow::bail!(
+                "{}: --checksum must be given to both ends (it is given to {given} only)",
+                self.name
+            );
+        }
+        Ok(true)
     }
 
     /// With TLS, the handshake: nothing of the stream moves before it is complete.
