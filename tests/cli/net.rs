@@ -100,7 +100,8 @@ fn a_framed_stream_arrives_whole_on_both_paths_and_both_families() {
         assert_both_done(&sender, &receiver, host);
         let expected = if path.is_some() { "copy" } else { "splice" };
         assert_eq!(receiver.json().str("path"), expected, "{}", receiver.stderr);
-        assert_eq!(sender.json().u64("connect_attempts"), 1);
+        // One, unless the sender came before the receiver listened.
+        assert!(sender.json().u64("connect_attempts") >= 1);
     }
 }
 
