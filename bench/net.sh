@@ -166,7 +166,7 @@ if [[ -n $BPIPE ]]; then
     # stats: a listener nobody connects to, given up at once
     pick_port
     stats=$("$BPIPE" ${FLAGS[@]+"${FLAGS[@]}"} --listen "127.0.0.1:$PORT" --accept-timeout 100ms \
-        --stats-format json 2>&1 </dev/null >/dev/null | grep '"event":"exit"' | tail -n 1)
+        --stats-format json 2>&1 </dev/null >/dev/null | grep '"event":"exit"' | tail -n 1 || true)
     BUF_BYTES=$(sed -n 's/.*"queue_capacity_bytes":\([0-9]*\).*/\1/p' <<<"$stats")
     chunks=$(sed -n 's/.*"queue_capacity_chunks":\([0-9]*\).*/\1/p' <<<"$stats")
     [[ -n $BUF_BYTES && -n $chunks ]] || die "cannot read bpipe's queue size from its stats: $stats"
