@@ -71,9 +71,15 @@ fn take_front(spool: &Spool, room: usize) -> Option<Entry> {
     Some(entry)
 }
 
-fn replay<S: Spill>(intake: &Intake<S>, spool: &Spool, entry: Entry) -> anyhow::Result<()> {
-    let queue = &intake.queue;
-    let acquired = queue
+/// A slot from the queue's pool for `entry`; `None` when the queue has closed. Without one,
+/// the entry's bytes are lost.
+fn slot_for<S: Spill>(
+    intake: &Intake<S>,
+    spool: &Spool,
+    entry: Entry,
+) -> anyhow::Result<Option<S>> {
+    let acquired = intake
+        .queue
         .acquire(|| S::new(intake.chunk_size))
         .with_context(|| {
             format!(
@@ -81,16 +87,16 @@ fn replay<S: Spill>(intake: &Intake<S>, spool: &Spool, entry: Entry) -> anyhow::
                 human_bytes(intake.chunk_size as u64)
             )
         });
-    let mut slot = match acquired {
-        Ok(Some(slot)) => slot,
-        Ok(None) => {
-            spool.lost(entry.len);
-            return Ok(());
-        }
-        Err(error) => {
-            spool.lost(entry.len);
-            return Err(error);
-        }
+    if !matches!(acquired, Ok(Some(_))) {
+        spool.lost(entry.len);
+    }
+    acquired
+}
+
+fn replay<S: Spill>(intake: &Intake<S>, spool: &Spool, entry: Entry) -> anyhow::Result<()> {
+    let queue = &intake.queue;
+    let Some(mut slot) = slot_for(intake, spool, entry)? else {
+        return Ok(());
     };
     let read = slot
         .clear()
